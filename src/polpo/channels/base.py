@@ -1,0 +1,139 @@
+"""The channel seam: a few methods every channel implements.
+
+Like httpx's transport interface, it is small on purpose: ``MemoryChannel``
+(tests, ``polpo simulate``, ``polpo chat``), ``WhatsAppChannel`` and
+``TelegramChannel`` plug into the gateway the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+MessageKind = Literal["text", "edit", "reaction", "media", "unsupported"]
+TextFormat = Literal["whatsapp", "telegram", "plain"]
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One message as it arrived, channel-neutral.
+
+    ``peer`` is the sender's external id on its channel (WhatsApp: phone
+    digits, or ``lid:<lid>`` when unresolved; Telegram: the numeric user id);
+    the gateway prefixes the channel to make the peer id.
+    """
+
+    channel: str
+    peer: str
+    chat_id: str
+    message_id: str
+    text: str
+    #: when the sender sent it, seconds since the epoch
+    timestamp: float
+    display_name: str | None = None
+    is_group: bool = False
+    #: sent by the account the channel is logged in as (WhatsApp "from me")
+    is_from_me: bool = False
+    #: the account owner's "message yourself" chat
+    is_self_chat: bool = False
+    quoted_id: str | None = None
+    kind: MessageKind = "text"
+    #: for reactions: the emoji ("" when a reaction is removed)
+    reaction: str | None = None
+    #: the message reacted to or edited
+    target_id: str | None = None
+    #: the sender's LID when the phone number is also known (lets the gateway merge identities)
+    lid: str | None = None
+    #: delivered late, after a reconnect (offline catch-up)
+    offline: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InboundMessage:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Button:
+    """A quick-reply button (Telegram inline keyboard); ``command`` is sent back as text."""
+
+    label: str
+    command: str
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """Text ready for the channel (already formatted and split to its limits)."""
+
+    chat_id: str
+    text: str
+    reply_to: str | None = None
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the channel says about a sent message: its id there (for reactions, edits)."""
+
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChannelStatus:
+    """Connection state as ``/status``, ``polpo whatsapp status`` and the API show it.
+
+    ``state`` is one of: stopped, starting, connecting, waiting_for_login,
+    connected, disconnected, logged_out, replaced, error.
+    """
+
+    channel: str
+    state: str
+    detail: str | None = None
+    account: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
+
+class ChannelListener(Protocol):
+    """The gateway, as a channel sees it."""
+
+    async def on_message(self, message: InboundMessage) -> None:
+        """Called for every inbound message. Returns once it is stored durably;
+        only then may the channel acknowledge it to its network."""
+        ...
+
+    async def on_status(self, status: ChannelStatus) -> None:
+        """Called when the connection state changes (connected, logged out, …)."""
+        ...
+
+
+@runtime_checkable
+class Channel(Protocol):
+    #: the channel type, also the peer id prefix: "whatsapp", "telegram", "memory"
+    name: str
+    #: how replies are formatted, and the longest text one message may carry
+    text_format: TextFormat
+    max_text_length: int
+
+    async def start(self, listener: ChannelListener) -> None:
+        """Connect and begin delivering messages to ``listener``; returns once started."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Send one message. Raises :class:`polpo.errors.ChannelError` when it cannot
+        (``retryable`` says whether the outbox should try again later)."""
+        ...
+
+    async def typing(self, chat_id: str, on: bool) -> None: ...
+
+    async def mark_read(self, message: InboundMessage) -> None: ...
+
+    def status(self) -> ChannelStatus: ...

@@ -1,0 +1,103 @@
+"""The project at a glance: what ``/status``, ``polpo status`` and the API show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from polpo.core.models import AgentView
+from polpo.core.states import TASK_STATUSES
+from polpo.services.context import ServiceContext
+from polpo.store import records
+from polpo.store.tables import approvals, channel_state, peers
+
+CONNECTED_WINDOW_SECONDS = 5 * 60
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    channel: str
+    state: str
+    detail: str | None = None
+    account: str | None = None
+    updated_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"channel": self.channel, "state": self.state, "detail": self.detail,
+                "account": self.account, "updatedAt": self.updated_at}
+
+
+@dataclass(frozen=True)
+class StatusSummary:
+    project: str
+    tasks: dict[str, int]
+    agents: list[AgentView]
+    pending_approvals: int
+    connected_peers: list[str]
+    channels: list[ChannelState] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "tasks": self.tasks,
+            "agents": [a.to_dict() for a in self.agents],
+            "pendingApprovals": self.pending_approvals,
+            "connectedPeers": self.connected_peers,
+            "channels": [c.to_dict() for c in self.channels],
+        }
+
+
+async def read_channel_states(ctx: ServiceContext) -> list[ChannelState]:
+    async with ctx.read() as conn:
+        rows = (await conn.execute(sa.select(channel_state).order_by(channel_state.c.channel))).all()
+    return [ChannelState(r.channel, r.state, r.detail, r.account, r.updated_at) for r in rows]
+
+
+async def write_channel_state(
+    ctx: ServiceContext, channel: str, state: str, detail: str | None = None, account: str | None = None
+) -> None:
+    """Record a channel's connection state durably (other processes read it)."""
+    now = ctx.clock.now()
+    async with ctx.store.write() as conn:
+        updated = await conn.execute(
+            channel_state.update().where(channel_state.c.channel == channel).values(
+                state=state, detail=detail, account=account, updated_at=now, holder=ctx.origin
+            )
+        )
+        if updated.rowcount == 0:
+            await conn.execute(
+                channel_state.insert().values(
+                    channel=channel, state=state, detail=detail, account=account, updated_at=now,
+                    holder=ctx.origin,
+                )
+            )
+
+
+async def project_status(ctx: ServiceContext, agents: list[AgentView]) -> StatusSummary:
+    now = ctx.clock.now()
+    async with ctx.read() as conn:
+        counts = await records.task_counts_by_status(conn)
+        pending = int(
+            (await conn.execute(
+                sa.select(sa.func.count()).select_from(approvals).where(approvals.c.status == "pending")
+            )).scalar() or 0
+        )
+        recent = [
+            r[0]
+            for r in (
+                await conn.execute(
+                    sa.select(peers.c.id).where(peers.c.last_seen >= now - CONNECTED_WINDOW_SECONDS)
+                    .order_by(peers.c.last_seen.desc())
+                )
+            ).all()
+        ]
+    return StatusSummary(
+        project=ctx.config.project,
+        tasks={s: counts.get(s, 0) for s in TASK_STATUSES},
+        agents=agents,
+        pending_approvals=pending,
+        connected_peers=recent,
+        channels=await read_channel_states(ctx),
+    )

@@ -1,0 +1,143 @@
+"""Opening the database: engine setup, transactions, migrations on start.
+
+SQLite is the embedded default: WAL journal and a busy timeout so ``polpo
+serve`` and CLI commands can use one file at the same time. Writes inside
+one process are serialised through an asyncio lock and start with ``BEGIN
+IMMEDIATE``, so a write transaction never has to upgrade a read lock (the one
+case where SQLite gives up without waiting). PostgreSQL is used through
+asyncpg when ``settings.storage.url`` says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from polpo.errors import StoreError
+
+#: Identifies this process in the event log and in leases.
+PROCESS_ID = f"pid {os.getpid()} on {socket.gethostname()}"
+
+BUSY_TIMEOUT_MS = 15_000
+
+
+def async_url(url: str) -> str:
+    """``sqlite:///x`` → ``sqlite+aiosqlite:///x``; ``postgresql://`` → asyncpg."""
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+    if url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://"):]
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    m = re.match(r"^sqlite(?:\+aiosqlite)?:///(.+)$", url)
+    if not m or m.group(1) == ":memory:":
+        return None
+    return Path(m.group(1))
+
+
+class Store:
+    """The database of one project."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.dialect = engine.dialect.name
+        self.is_sqlite = self.dialect == "sqlite"
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Open (creating the file and folder if needed) and bring the schema up to date."""
+        aurl = async_url(url)
+        kwargs: dict[str, Any] = {}
+        path = sqlite_path(aurl)
+        if aurl.startswith("sqlite"):
+            if path is not None:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StoreError(f"cannot create {path.parent}: {e}") from e
+            else:
+                kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        try:
+            engine = create_async_engine(aurl, **kwargs)
+        except Exception as e:  # bad URL, missing driver
+            raise StoreError(f"cannot open database {url}: {e}") from e
+        if engine.dialect.name == "sqlite":
+            _install_sqlite_hooks(engine)
+        store = cls(engine, url)
+        if migrate:
+            from polpo.store.migrations import migrate as run_migrations
+
+            try:
+                await run_migrations(store)
+            except StoreError:
+                await store.close()
+                raise
+            except Exception as e:
+                await store.close()
+                raise StoreError(f"cannot open database {url}: {e}") from e
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (a consistent snapshot under WAL)."""
+        async with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: all of it commits, or none of it."""
+        async with self._write_lock, self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = await conn.execution_options(polpo_begin="IMMEDIATE")
+            async with conn.begin():
+                yield conn
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take over BEGIN from the driver so we can say IMMEDIATE for writes.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("polpo_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def insert_ignore(store: Store, table: sa.Table) -> Any:
+    """An INSERT that silently skips rows whose unique key already exists."""
+    if store.is_sqlite:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(table).on_conflict_do_nothing()
