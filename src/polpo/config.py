@@ -177,6 +177,28 @@ class GatewayConfig(_Model):
 class _ChannelBase(_Model):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
+    def admin_peers(self) -> list[str]:
+        """Peer ids allowed to run admin commands and to receive default alerts.
+
+        ``gateway.admins`` when set, else the concrete (non-"*") entries of
+        ``allowFrom`` that belong to this channel.
+        """
+        kind = getattr(self, "type", "memory")
+        if self.gateway.admins is not None:
+            return [normalize_peer(a, default_channel=kind) for a in self.gateway.admins]
+        out = []
+        for entry in self.gateway.allow_from:
+            peer = normalize_allow_entry(entry, kind)
+            if peer != "*" and peer.startswith(f"{kind}:") and peer not in out:
+                out.append(peer)
+        return out
+
+    def allowed_peers(self) -> tuple[bool, frozenset[str]]:
+        """(everyone allowed?, normalised allowFrom peer ids)."""
+        kind = getattr(self, "type", "memory")
+        entries = [normalize_allow_entry(e, kind) for e in self.gateway.allow_from]
+        return "*" in entries, frozenset(e for e in entries if e != "*")
+
 
 class WhatsAppChannelConfig(_ChannelBase):
     type: Literal["whatsapp"]

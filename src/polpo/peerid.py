@@ -133,3 +133,17 @@ def display_peer(peer_id: str) -> str:
     if channel == "whatsapp" and ext.isdigit():
         return f"+{ext}"
     return peer_id
+
+
+def default_chat_id(peer_id: str) -> str:
+    """Where a direct message to ``peer_id`` goes on its channel.
+
+    WhatsApp: the user JID; Telegram: the user id (a private chat's id is the
+    user's id); memory: the id itself.
+    """
+    channel, ext = split_peer(peer_id)
+    if channel == "whatsapp":
+        if ext.startswith("lid:"):
+            return f"{ext[4:]}@lid"
+        return f"{ext}@s.whatsapp.net"
+    return ext

@@ -1,0 +1,80 @@
+"""Everything ``polpo serve`` runs in one process, started and stopped in order.
+
+Components are small: ``start()`` returns once running (background work in
+its own tasks), ``stop()`` stops it. The HTTP API, the event tail, the
+runner, the notifier, the gateway and each channel are components.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from polpo.app import Polpo
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Host:
+    app: Polpo
+    components: list[Component] = field(default_factory=list)
+    #: shared handles components may publish for each other (e.g. "gateway", "channels")
+    registry: dict[str, Any] = field(default_factory=dict)
+    _started: list[Component] = field(default_factory=list)
+
+    def add(self, component: Component) -> None:
+        self.components.append(component)
+
+    async def start(self) -> None:
+        for c in self.components:
+            log.info("starting %s", c.name)
+            await c.start()
+            self._started.append(c)
+
+    async def stop(self) -> None:
+        for c in reversed(self._started):
+            try:
+                await asyncio.wait_for(c.stop(), timeout=15)
+            except Exception:
+                log.exception("stopping %s failed", c.name)
+        self._started.clear()
+
+    async def run_until(self, stopped: asyncio.Event) -> None:
+        try:
+            await self.start()
+            await stopped.wait()
+        finally:
+            await self.stop()
+
+
+#: Functions that add components to a host for ``polpo serve``, in start order.
+#: Each feature registers its builder here (see :func:`build_host`).
+Builder = Callable[[Host], Awaitable[None]]
+BUILDERS: list[tuple[str, Builder]] = []
+
+
+def builder(name: str) -> Callable[[Builder], Builder]:
+    def deco(fn: Builder) -> Builder:
+        BUILDERS.append((name, fn))
+        return fn
+
+    return deco
+
+
+async def build_host(app: Polpo, *, builders: list[tuple[str, Builder]] | None = None) -> Host:
+    host = Host(app)
+    for _name, fn in builders if builders is not None else BUILDERS:
+        await fn(host)
+    return host

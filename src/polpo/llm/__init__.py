@@ -1,0 +1,1 @@
+"""Models and the chat agent (pydantic-ai)."""

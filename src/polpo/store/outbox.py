@@ -1,0 +1,45 @@
+"""Enqueueing into the durable outbox.
+
+Replies and alerts are rows first and network sends second: a send that fails
+or a channel that is down leaves the row pending, and the gateway's outbox
+dispatcher delivers it later, in order per chat. ``dedupe_key`` makes
+enqueueing idempotent (one row per inbound message part, per event and
+recipient), so a crash and a replay never produce a second message.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from polpo.store.tables import outbox
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    channel: str,
+    chat_id: str,
+    text: str,
+    now: float,
+    peer_id: str | None = None,
+    inbox_id: int | None = None,
+    ref: str | None = None,
+    dedupe_key: str | None = None,
+) -> int | None:
+    """Insert a pending outbox row; returns its id, or None if ``dedupe_key`` was already used."""
+    if dedupe_key is not None:
+        existing = (
+            await conn.execute(sa.select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key))
+        ).scalar()
+        if existing is not None:
+            return None
+    res = await conn.execute(
+        outbox.insert()
+        .values(
+            channel=channel, chat_id=chat_id, peer_id=peer_id, text=text, inbox_id=inbox_id,
+            ref=ref, dedupe_key=dedupe_key, status="pending", attempts=0, created_at=now,
+        )
+        .returning(outbox.c.id)
+    )
+    return int(res.scalar_one())
