@@ -38,6 +38,7 @@ DEFAULT_PORT = 3890
 
 TOOL_NAMES = ("list_files", "read_file", "write_file", "search_files", "run_command")
 ToolName = Literal["list_files", "read_file", "write_file", "search_files", "run_command"]
+_DEFAULT_TOOLS: tuple[ToolName, ...] = ("list_files", "read_file")
 
 #: Every event Polpo emits (SPEC §7); notification rules match against these.
 EVENT_TYPES = (
@@ -91,7 +92,7 @@ class AgentConfig(_Model):
     role: str = ""
     model: str | None = None
     system_prompt: str = ""
-    tools: list[ToolName] = Field(default_factory=lambda: ["list_files", "read_file"])
+    tools: list[ToolName] = Field(default_factory=lambda: list(_DEFAULT_TOOLS))
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     #: Seconds a ``run_command`` call may take before it is killed.
     command_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
@@ -134,10 +135,10 @@ class StorageConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^(sqlite|sqlite\+aiosqlite|postgresql|postgresql\+asyncpg|postgres)://", v):
-            raise ValueError(
-                f'must be a sqlite:/// or postgresql:// URL; got "{v}"'
-            )
+        if not re.match(
+            r"^(sqlite|sqlite\+aiosqlite|postgresql|postgresql\+asyncpg|postgres)://", v
+        ):
+            raise ValueError(f'must be a sqlite:/// or postgresql:// URL; got "{v}"')
         return v
 
 
@@ -232,7 +233,6 @@ class RuleConfig(_Model):
     to: list[str] | None = None
 
 
-
 class NotificationsConfig(_Model):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     rules: list[RuleConfig] = Field(default_factory=list)
@@ -309,7 +309,9 @@ class PolpoConfig(_Model):
     def agent(self, name: str) -> AgentConfig | None:
         return next((a for a in self.agents if a.name == name), None)
 
-    def channel_of_type(self, type_: str) -> tuple[str, WhatsAppChannelConfig | TelegramChannelConfig] | None:
+    def channel_of_type(
+        self, type_: str
+    ) -> tuple[str, WhatsAppChannelConfig | TelegramChannelConfig] | None:
         for key, ch in self.settings.notifications.channels.items():
             if ch.type == type_:
                 return key, ch
@@ -320,7 +322,10 @@ def _cross_issues(cfg: PolpoConfig) -> Iterator[tuple[str, str]]:
     names: dict[str, int] = {}
     for i, agent in enumerate(cfg.agents):
         if agent.name in names:
-            yield f"agents[{i}].name", f'duplicate agent name "{agent.name}" (also agents[{names[agent.name]}])'
+            yield (
+                f"agents[{i}].name",
+                f'duplicate agent name "{agent.name}" (also agents[{names[agent.name]}])',
+            )
         names.setdefault(agent.name, i)
     known = ", ".join(names) or "(none defined)"
     providers = cfg.settings.providers
@@ -338,13 +343,19 @@ def _cross_issues(cfg: PolpoConfig) -> Iterator[tuple[str, str]]:
         gate_names.add(gate.name)
         for ai, a in enumerate(gate.agents):
             if a not in names:
-                yield f"settings.approvalGates[{gi}].agents[{ai}]", f'unknown agent "{a}"; defined: {known}'
+                yield (
+                    f"settings.approvalGates[{gi}].agents[{ai}]",
+                    f'unknown agent "{a}"; defined: {known}',
+                )
     channels = cfg.settings.notifications.channels
     seen_types: dict[str, str] = {}
     for key, ch in channels.items():
         base = f"settings.notifications.channels.{key}"
         if ch.type in seen_types:
-            yield f"{base}.type", f'only one {ch.type} channel is supported (also "{seen_types[ch.type]}")'
+            yield (
+                f"{base}.type",
+                f'only one {ch.type} channel is supported (also "{seen_types[ch.type]}")',
+            )
         seen_types.setdefault(ch.type, key)
         gw = ch.gateway
         for i, entry in enumerate(gw.allow_from):
@@ -378,17 +389,34 @@ def _cross_issues(cfg: PolpoConfig) -> Iterator[tuple[str, str]]:
 
 
 _BUILTIN_PROVIDERS = {
-    "openai", "anthropic", "google-gla", "google-vertex", "groq", "mistral", "cohere",
-    "deepseek", "openrouter", "ollama", "bedrock", "huggingface", "grok", "test",
+    "openai",
+    "anthropic",
+    "google-gla",
+    "google-vertex",
+    "groq",
+    "mistral",
+    "cohere",
+    "deepseek",
+    "openrouter",
+    "ollama",
+    "bedrock",
+    "huggingface",
+    "grok",
+    "test",
 }
 
 
-def _provider_issue(path: str, model: str, providers: dict[str, ProviderConfig]) -> Iterator[tuple[str, str]]:
+def _provider_issue(
+    path: str, model: str, providers: dict[str, ProviderConfig]
+) -> Iterator[tuple[str, str]]:
     provider = model.split(":", 1)[0]
     if provider not in providers and provider not in _BUILTIN_PROVIDERS:
-        yield path, (
-            f'unknown provider "{provider}": add settings.providers.{provider} with a baseUrl '
-            f"or use one of {', '.join(sorted(_BUILTIN_PROVIDERS))}"
+        yield (
+            path,
+            (
+                f'unknown provider "{provider}": add settings.providers.{provider} with a baseUrl '
+                f"or use one of {', '.join(sorted(_BUILTIN_PROVIDERS))}"
+            ),
         )
 
 
@@ -429,7 +457,9 @@ def resolve_storage_url(url: str, root: Path) -> str:
     return f"{m.group(1)}:///{(root / path).resolve()}"
 
 
-def find_config_path(explicit: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> Path:
+def find_config_path(
+    explicit: str | os.PathLike[str] | None = None, cwd: Path | None = None
+) -> Path:
     """``--config`` wins, then ``POLPO_CONFIG``, then ``./.polpo/polpo.json``."""
     if explicit:
         return Path(explicit).expanduser().resolve()
@@ -444,12 +474,18 @@ def project_root_for(config_path: Path) -> Path:
     return parent.parent if parent.name == CONFIG_DIR else parent
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None, cwd: Path | None = None) -> LoadedConfig:
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, cwd: Path | None = None
+) -> LoadedConfig:
     path = find_config_path(explicit, cwd)
     if not path.exists():
         raise ConfigError(
             f"No Polpo config at {path}. Run `polpo init` to create one"
-            + (" (or check --config / POLPO_CONFIG)." if explicit or os.environ.get("POLPO_CONFIG") else ".")
+            + (
+                " (or check --config / POLPO_CONFIG)."
+                if explicit or os.environ.get("POLPO_CONFIG")
+                else "."
+            )
         )
     try:
         text = path.read_text(encoding="utf-8")
@@ -464,14 +500,18 @@ def parse_config(text: str, source: str = "polpo.json") -> PolpoConfig:
     try:
         data = json.loads(strip_json_comments(text))
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from e
+        raise ConfigError(
+            f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from e
     return validate_config(data, source)
 
 
 def validate_config(data: Any, source: str = "polpo.json") -> PolpoConfig:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: (root): must be a JSON object; got {_json_type(data)}",
-                          [("(root)", f"must be a JSON object; got {_json_type(data)}")])
+        raise ConfigError(
+            f"{source}: (root): must be a JSON object; got {_json_type(data)}",
+            [("(root)", f"must be a JSON object; got {_json_type(data)}")],
+        )
     try:
         return PolpoConfig.model_validate(data)
     except PydanticValidationError as e:
@@ -506,7 +546,7 @@ def strip_json_comments(text: str) -> str:
             i = n if j < 0 else j
         elif text.startswith("/*", i):
             j = text.find("*/", i + 2)
-            block = text[i: n if j < 0 else j + 2]
+            block = text[i : n if j < 0 else j + 2]
             out.append("\n" * block.count("\n"))
             i = n if j < 0 else j + 2
         else:
@@ -547,12 +587,7 @@ def _strip_tags(loc: list[Any]) -> list[Any]:
     """Drop the discriminator tag pydantic inserts after a channel's key."""
     out: list[Any] = []
     for i, part in enumerate(loc):
-        if (
-            part in _TAGS
-            and i >= 2
-            and loc[i - 2] == "channels"
-            and isinstance(loc[i - 1], str)
-        ):
+        if part in _TAGS and i >= 2 and loc[i - 2] == "channels" and isinstance(loc[i - 1], str):
             continue
         out.append(part)
     return out
@@ -620,7 +655,9 @@ def _message(err: Any, loc: list[Any], data: Any) -> str:
         hint = _did_you_mean(str(key), loc[:-1])
         return f"unknown key{hint}"
     if t == "literal_error":
-        allowed = ", ".join(a.strip("'") for a in re.findall(r"'[^']*'", str(ctx.get("expected", ""))))
+        allowed = ", ".join(
+            a.strip("'") for a in re.findall(r"'[^']*'", str(ctx.get("expected", "")))
+        )
         return f"must be one of {allowed}; got {got}"
     if t == "union_tag_not_found":
         return "required (one of whatsapp, telegram)"
@@ -629,7 +666,12 @@ def _message(err: Any, loc: list[Any], data: Any) -> str:
     if t in _TYPE_WORDS:
         return f"must be {_TYPE_WORDS[t]}; got {got}"
     if t in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}[t]
+        op = {
+            "greater_than_equal": "≥",
+            "greater_than": ">",
+            "less_than_equal": "≤",
+            "less_than": "<",
+        }[t]
         limit = next(iter(ctx.values()), "?")
         return f"must be {op} {limit}; got {got}"
     if t == "value_error":

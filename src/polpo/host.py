@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -57,24 +56,3 @@ class Host:
             await stopped.wait()
         finally:
             await self.stop()
-
-
-#: Functions that add components to a host for ``polpo serve``, in start order.
-#: Each feature registers its builder here (see :func:`build_host`).
-Builder = Callable[[Host], Awaitable[None]]
-BUILDERS: list[tuple[str, Builder]] = []
-
-
-def builder(name: str) -> Callable[[Builder], Builder]:
-    def deco(fn: Builder) -> Builder:
-        BUILDERS.append((name, fn))
-        return fn
-
-    return deco
-
-
-async def build_host(app: Polpo, *, builders: list[tuple[str, Builder]] | None = None) -> Host:
-    host = Host(app)
-    for _name, fn in builders if builders is not None else BUILDERS:
-        await fn(host)
-    return host

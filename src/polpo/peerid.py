@@ -91,9 +91,7 @@ def normalize_peer(raw: str, default_channel: str | None = None) -> str:
     if sep and "@" in s:  # "39123:12@s.whatsapp.net" — a JID with a device suffix
         return whatsapp_peer(s)
     if default_channel is None:
-        raise PeerIdError(
-            f"not a peer id: {raw!r} (expected whatsapp:NUMBER or telegram:USER_ID)"
-        )
+        raise PeerIdError(f"not a peer id: {raw!r} (expected whatsapp:NUMBER or telegram:USER_ID)")
     return _for_channel(default_channel, s, raw)
 
 

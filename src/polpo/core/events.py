@@ -34,7 +34,9 @@ class EventBus:
         self._handlers.append(entry)
         return lambda: self._handlers.remove(entry) if entry in self._handlers else None
 
-    def queue(self, pattern: str = "*", maxsize: int = 1000) -> tuple[asyncio.Queue[Event], Callable[[], None]]:
+    def queue(
+        self, pattern: str = "*", maxsize: int = 1000
+    ) -> tuple[asyncio.Queue[Event], Callable[[], None]]:
         """A queue that receives matching events (for SSE streams); drops when full."""
         q: asyncio.Queue[Event] = asyncio.Queue(maxsize=maxsize)
         entry = (pattern, q)

@@ -176,7 +176,9 @@ class AgentView:
             "tools": list(self.tools),
             "maxConcurrency": self.max_concurrency,
             "status": self.status,
-            "runningTasks": [{"id": t.id, "shortId": t.short_id, "title": t.title} for t in self.running],
+            "runningTasks": [
+                {"id": t.id, "shortId": t.short_id, "title": t.title} for t in self.running
+            ],
         }
 
 
@@ -191,4 +193,9 @@ class Event:
     origin: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "payload": self.payload, "createdAt": self.created_at}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "payload": self.payload,
+            "createdAt": self.created_at,
+        }

@@ -68,9 +68,15 @@ def check(
 ) -> None:
     """Raise :class:`InvalidTransitionError` unless ``current → new`` is allowed."""
     if current not in _TABLES[kind]:
-        raise InvalidTransitionError(f"{kind} {label}: unknown status {current!r}".replace("  ", " "))
+        raise InvalidTransitionError(
+            f"{kind} {label}: unknown status {current!r}".replace("  ", " ")
+        )
     if not can(kind, current, new):
         allowed = sorted(_TABLES[kind][current])
         what = f"{kind} {label}".strip()
-        hint = f" (from {current} it can go to: {', '.join(allowed)})" if allowed else f" ({current} is final)"
+        hint = (
+            f" (from {current} it can go to: {', '.join(allowed)})"
+            if allowed
+            else f" ({current} is final)"
+        )
         raise InvalidTransitionError(f"{what} is {current}; it cannot become {new}{hint}")

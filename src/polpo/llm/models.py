@@ -40,13 +40,17 @@ def resolve_model(model: str | None, config: PolpoConfig) -> Model:
         raise ModelNotConfiguredError("No model is configured. " + HOW_TO_CONFIGURE)
     provider_name, sep, model_name = model.partition(":")
     if not sep or not model_name:
-        raise ModelNotConfiguredError(f'Model "{model}" must look like provider:model. ' + HOW_TO_CONFIGURE)
+        raise ModelNotConfiguredError(
+            f'Model "{model}" must look like provider:model. ' + HOW_TO_CONFIGURE
+        )
     provider_cfg = config.settings.providers.get(provider_name)
     if provider_cfg is not None:
         from pydantic_ai.models.openai import OpenAIChatModel
         from pydantic_ai.providers.openai import OpenAIProvider
 
-        key_env = provider_cfg.api_key_env or (f"{provider_name.upper()}_API_KEY" if not provider_cfg.base_url else None)
+        key_env = provider_cfg.api_key_env or (
+            f"{provider_name.upper()}_API_KEY" if not provider_cfg.base_url else None
+        )
         api_key = os.environ.get(key_env) if key_env else None
         if not api_key:
             if provider_cfg.base_url is None:

@@ -15,6 +15,8 @@ Effects on the task:
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +62,10 @@ class ApprovalService:
             return await records.find_approval(conn, ref)
 
     async def list(
-        self, *, status: Sequence[str] | None = ("pending",), task: str | None = None,
+        self,
+        *,
+        status: Sequence[str] | None = ("pending",),
+        task: str | None = None,
         limit: int | None = None,
     ) -> list[Approval]:
         for s in status or ():
@@ -72,16 +77,32 @@ class ApprovalService:
             task_id = (await records.find_task(conn, task)).id if task else None
             return await records.list_approvals(conn, status=status, task_id=task_id, limit=limit)
 
-    async def request(self, task_ref: str, *, gate: str, hook: str, summary: str = "",
-                      timeout_minutes: float | None = None) -> Approval:
+    async def request(
+        self,
+        task_ref: str,
+        *,
+        gate: str,
+        hook: str,
+        summary: str = "",
+        timeout_minutes: float | None = None,
+    ) -> Approval:
         """Open a gate on a task: the task waits in ``awaiting_approval``."""
         async with self.ctx.tx() as tx:
             task = await records.find_task(tx.conn, task_ref)
-            return await self.request_in(tx, task, gate=gate, hook=hook, summary=summary,
-                                         timeout_minutes=timeout_minutes)
+            return await self.request_in(
+                tx, task, gate=gate, hook=hook, summary=summary, timeout_minutes=timeout_minutes
+            )
 
-    async def request_in(self, tx: Tx, task: Task, *, gate: str, hook: str, summary: str = "",
-                         timeout_minutes: float | None = None) -> Approval:
+    async def request_in(
+        self,
+        tx: Tx,
+        task: Task,
+        *,
+        gate: str,
+        hook: str,
+        summary: str = "",
+        timeout_minutes: float | None = None,
+    ) -> Approval:
         if hook not in ("task:start", "task:complete"):
             raise ValidationError(f"unknown gate hook {hook!r}")
         await self.tasks.transition(tx, task, "awaiting_approval", awaiting=hook)
@@ -89,8 +110,15 @@ class ApprovalService:
         short = await records.new_short_id(tx.conn, approvals, approval_id)
         await tx.conn.execute(
             approvals.insert().values(
-                id=approval_id, short_id=short, gate=gate, hook=hook, task_id=task.id,
-                agent=task.agent, status="pending", summary=summary[:4000], requested_at=tx.now,
+                id=approval_id,
+                short_id=short,
+                gate=gate,
+                hook=hook,
+                task_id=task.id,
+                agent=task.agent,
+                status="pending",
+                summary=summary[:4000],
+                requested_at=tx.now,
                 expires_at=(tx.now + timeout_minutes * 60) if timeout_minutes else None,
             )
         )
@@ -113,7 +141,7 @@ class ApprovalService:
             a = await records.find_approval(tx.conn, ref)
             return await self._decide(tx, a, "rejected", by=by, feedback=feedback)
 
-    async def expire_due(self) -> list[Approval]:
+    async def expire_due(self) -> builtins.list[Approval]:
         """Apply ``onTimeout`` to every pending approval past its deadline."""
         now = self.ctx.clock.now()
         async with self.ctx.read() as conn:
@@ -129,7 +157,7 @@ class ApprovalService:
                     )
                 ).all()
             ]
-        done: list[Approval] = []
+        done: builtins.list[Approval] = []
         for approval_id in due:
             async with self.ctx.tx() as tx:
                 a = await records.get_approval(tx.conn, approval_id)
@@ -139,7 +167,10 @@ class ApprovalService:
                 on_timeout = gate.on_timeout if gate else "reject"
                 done.append(
                     await self._decide(
-                        tx, a, "expired", by="timeout",
+                        tx,
+                        a,
+                        "expired",
+                        by="timeout",
                         feedback=f"no decision within the gate's timeout; {on_timeout}ed automatically",
                         effect="approved" if on_timeout == "approve" else "rejected",
                     )
@@ -149,20 +180,28 @@ class ApprovalService:
     # -- the single decision path ----------------------------------------------
 
     async def _decide(
-        self, tx: Tx, a: Approval, status: str, *, by: str, feedback: str | None,
+        self,
+        tx: Tx,
+        a: Approval,
+        status: str,
+        *,
+        by: str,
+        feedback: str | None,
         effect: str | None = None,
     ) -> Approval:
         if a.status != "pending":
             raise AlreadyDecidedError(
                 f"approval {a.short_id} was already {a.status}"
                 + (f" by {a.resolved_by}" if a.resolved_by else ""),
-                a.status, a.resolved_by, a.resolved_at,
+                a.status,
+                a.resolved_by,
+                a.resolved_at,
             )
         states.check("approval", a.status, status, a.short_id)
         await tx.conn.execute(
-            approvals.update().where(approvals.c.id == a.id).values(
-                status=status, resolved_at=tx.now, resolved_by=by, feedback=feedback
-            )
+            approvals.update()
+            .where(approvals.c.id == a.id)
+            .values(status=status, resolved_at=tx.now, resolved_by=by, feedback=feedback)
         )
         decided = await records.get_approval(tx.conn, a.id)
         await self._apply(tx, decided, effect or status, by=by, feedback=feedback)
@@ -170,7 +209,9 @@ class ApprovalService:
         await tx.emit("approval:resolved", approval_event(decided, by=by, feedback=feedback))
         return decided
 
-    async def _apply(self, tx: Tx, a: Approval, effect: str, *, by: str, feedback: str | None) -> None:
+    async def _apply(
+        self, tx: Tx, a: Approval, effect: str, *, by: str, feedback: str | None
+    ) -> None:
         task = await records.get_task(tx.conn, a.task_id)
         if task.status != "awaiting_approval":
             return  # the task moved on (e.g. cancelled); the decision is recorded only
@@ -179,8 +220,15 @@ class ApprovalService:
                 await self.tasks.transition(tx, task, "pending", by=by, start_approved=True)
             else:
                 await self.tasks.transition(
-                    tx, task, "cancelled", by=by, error=f"rejected at start: {feedback}",
-                    feedback=[*task.feedback, {"feedback": feedback, "by": by, "at": tx.now, "gate": a.gate}],
+                    tx,
+                    task,
+                    "cancelled",
+                    by=by,
+                    error=f"rejected at start: {feedback}",
+                    feedback=[
+                        *task.feedback,
+                        {"feedback": feedback, "by": by, "at": tx.now, "gate": a.gate},
+                    ],
                 )
             return
         # task:complete
@@ -192,11 +240,20 @@ class ApprovalService:
         max_revisions = gate.max_revisions if gate else DEFAULT_MAX_REVISIONS
         if task.revision_count < max_revisions:
             await self.tasks.transition(
-                tx, task, "pending", by=by, feedback=history, revision_count=task.revision_count + 1,
+                tx,
+                task,
+                "pending",
+                by=by,
+                feedback=history,
+                revision_count=task.revision_count + 1,
             )
         else:
             await self.tasks.transition(
-                tx, task, "failed", by=by, feedback=history,
+                tx,
+                task,
+                "failed",
+                by=by,
+                feedback=history,
                 error=f"rejected {task.revision_count + 1} times (maxRevisions {max_revisions}): {feedback}",
             )
 

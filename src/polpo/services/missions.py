@@ -27,8 +27,13 @@ class PlannedTask:
 
 
 def mission_event(m: Mission) -> dict[str, object]:
-    return {"missionId": m.id, "shortId": m.short_id, "name": m.name, "status": m.status,
-            "progress": {"done": m.done_count, "total": m.task_count}}
+    return {
+        "missionId": m.id,
+        "shortId": m.short_id,
+        "name": m.name,
+        "status": m.status,
+        "progress": {"done": m.done_count, "total": m.task_count},
+    }
 
 
 class MissionService:
@@ -44,7 +49,9 @@ class MissionService:
             m = await records.find_mission(conn, ref)
             return await records.list_tasks(conn, mission_id=m.id)
 
-    async def list(self, *, status: Sequence[str] | None = None, limit: int | None = None) -> list[Mission]:
+    async def list(
+        self, *, status: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[Mission]:
         for s in status or ():
             if s not in states.MISSION_STATUSES:
                 raise ValidationError(
@@ -74,10 +81,14 @@ class MissionService:
         for i, step in enumerate(plan):
             if step.agent is not None and cfg.agent(step.agent) is None:
                 known = ", ".join(a.name for a in cfg.agents) or "none are configured"
-                raise ValidationError(f"task {i + 1}: unknown agent {step.agent!r}; agents: {known}")
+                raise ValidationError(
+                    f"task {i + 1}: unknown agent {step.agent!r}; agents: {known}"
+                )
             for d in step.depends_on:
                 if not 0 <= d < i:
-                    raise ValidationError(f"task {i + 1}: may only depend on earlier tasks of the plan")
+                    raise ValidationError(
+                        f"task {i + 1}: may only depend on earlier tasks of the plan"
+                    )
             if not step.title.strip():
                 raise ValidationError(f"task {i + 1}: a task needs a title")
         task_service = TaskService(self.ctx)
@@ -86,8 +97,14 @@ class MissionService:
             short = await records.new_short_id(tx.conn, missions, mission_id)
             await tx.conn.execute(
                 missions.insert().values(
-                    id=mission_id, short_id=short, name=name, goal=goal, status="draft",
-                    created_by=created_by, created_at=tx.now, updated_at=tx.now,
+                    id=mission_id,
+                    short_id=short,
+                    name=name,
+                    goal=goal,
+                    status="draft",
+                    created_by=created_by,
+                    created_at=tx.now,
+                    updated_at=tx.now,
                 )
             )
             created: list[Task] = []
@@ -96,8 +113,14 @@ class MissionService:
                 deps = [created[d].id for d in step.depends_on]
                 created.append(
                     await task_service._insert(
-                        tx, " ".join(step.title.split()), step.description, agent, mission_id, i,
-                        deps, created_by,
+                        tx,
+                        " ".join(step.title.split()),
+                        step.description,
+                        agent,
+                        mission_id,
+                        i,
+                        deps,
+                        created_by,
                     )
                 )
             mission = await records.get_mission(tx.conn, mission_id)
@@ -147,7 +170,11 @@ async def move_mission(tx: Tx, m: Mission, new: str) -> Mission:
         values["finished_at"] = tx.now
     await tx.conn.execute(sa.update(missions).where(missions.c.id == m.id).values(**values))
     m = await records.get_mission(tx.conn, m.id)
-    event = {"active": "mission:started", "completed": "mission:completed", "failed": "mission:failed"}.get(new)
+    event = {
+        "active": "mission:started",
+        "completed": "mission:completed",
+        "failed": "mission:failed",
+    }.get(new)
     if event:
         await tx.emit(event, mission_event(m))
     return m
@@ -160,7 +187,9 @@ async def roll_up(tx: Tx, mission_id: str) -> None:
         return
     statuses = [
         r[0]
-        for r in (await tx.conn.execute(sa.select(tasks.c.status).where(tasks.c.mission_id == mission_id))).all()
+        for r in (
+            await tx.conn.execute(sa.select(tasks.c.status).where(tasks.c.mission_id == mission_id))
+        ).all()
     ]
     if not statuses:
         return

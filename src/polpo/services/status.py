@@ -25,8 +25,13 @@ class ChannelState:
     updated_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"channel": self.channel, "state": self.state, "detail": self.detail,
-                "account": self.account, "updatedAt": self.updated_at}
+        return {
+            "channel": self.channel,
+            "state": self.state,
+            "detail": self.detail,
+            "account": self.account,
+            "updatedAt": self.updated_at,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,25 +56,35 @@ class StatusSummary:
 
 async def read_channel_states(ctx: ServiceContext) -> list[ChannelState]:
     async with ctx.read() as conn:
-        rows = (await conn.execute(sa.select(channel_state).order_by(channel_state.c.channel))).all()
+        rows = (
+            await conn.execute(sa.select(channel_state).order_by(channel_state.c.channel))
+        ).all()
     return [ChannelState(r.channel, r.state, r.detail, r.account, r.updated_at) for r in rows]
 
 
 async def write_channel_state(
-    ctx: ServiceContext, channel: str, state: str, detail: str | None = None, account: str | None = None
+    ctx: ServiceContext,
+    channel: str,
+    state: str,
+    detail: str | None = None,
+    account: str | None = None,
 ) -> None:
     """Record a channel's connection state durably (other processes read it)."""
     now = ctx.clock.now()
     async with ctx.store.write() as conn:
         updated = await conn.execute(
-            channel_state.update().where(channel_state.c.channel == channel).values(
-                state=state, detail=detail, account=account, updated_at=now, holder=ctx.origin
-            )
+            channel_state.update()
+            .where(channel_state.c.channel == channel)
+            .values(state=state, detail=detail, account=account, updated_at=now, holder=ctx.origin)
         )
         if updated.rowcount == 0:
             await conn.execute(
                 channel_state.insert().values(
-                    channel=channel, state=state, detail=detail, account=account, updated_at=now,
+                    channel=channel,
+                    state=state,
+                    detail=detail,
+                    account=account,
+                    updated_at=now,
                     holder=ctx.origin,
                 )
             )
@@ -80,15 +95,21 @@ async def project_status(ctx: ServiceContext, agents: list[AgentView]) -> Status
     async with ctx.read() as conn:
         counts = await records.task_counts_by_status(conn)
         pending = int(
-            (await conn.execute(
-                sa.select(sa.func.count()).select_from(approvals).where(approvals.c.status == "pending")
-            )).scalar() or 0
+            (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(approvals)
+                    .where(approvals.c.status == "pending")
+                )
+            ).scalar()
+            or 0
         )
         recent = [
             r[0]
             for r in (
                 await conn.execute(
-                    sa.select(peers.c.id).where(peers.c.last_seen >= now - CONNECTED_WINDOW_SECONDS)
+                    sa.select(peers.c.id)
+                    .where(peers.c.last_seen >= now - CONNECTED_WINDOW_SECONDS)
                     .order_by(peers.c.last_seen.desc())
                 )
             ).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,7 +88,9 @@ class TaskService:
         if len(title) > MAX_TITLE:
             raise ValidationError(f"a task title may have at most {MAX_TITLE} characters")
         if len(description) > MAX_DESCRIPTION:
-            raise ValidationError(f"a task description may have at most {MAX_DESCRIPTION} characters")
+            raise ValidationError(
+                f"a task description may have at most {MAX_DESCRIPTION} characters"
+            )
         cfg = self.ctx.config
         if agent is not None and cfg.agent(agent) is None:
             known = ", ".join(a.name for a in cfg.agents) or "none are configured"
@@ -99,7 +103,9 @@ class TaskService:
             if mission:
                 m = await records.find_mission(tx.conn, mission)
                 if m.status in ("completed", "cancelled"):
-                    raise ValidationError(f"mission {m.short_id} is {m.status}; it takes no new tasks")
+                    raise ValidationError(
+                        f"mission {m.short_id} is {m.status}; it takes no new tasks"
+                    )
                 mission_id = m.id
                 position = m.task_count
             deps: list[str] = []
@@ -122,7 +128,7 @@ class TaskService:
         agent: str | None,
         mission_id: str | None,
         position: int,
-        deps: list[str],
+        deps: builtins.list[str],
         created_by: str,
     ) -> Task:
         task_id = ids.new_id()
@@ -156,9 +162,13 @@ class TaskService:
     async def retry(self, ref: str, *, by: str = "cli") -> Task:
         async with self.ctx.tx() as tx:
             task = await records.find_task(tx.conn, ref)
-            return await self.transition(tx, task, "pending", by=by, error=None, lease_owner=None, lease_until=None)
+            return await self.transition(
+                tx, task, "pending", by=by, error=None, lease_owner=None, lease_until=None
+            )
 
-    async def transition(self, tx: Tx, task: Task, new: str, *, by: str = "", **values: Any) -> Task:
+    async def transition(
+        self, tx: Tx, task: Task, new: str, *, by: str = "", **values: Any
+    ) -> Task:
         """Move ``task`` to ``new`` (checked), store ``values``, emit the event, roll up its mission."""
         states.check("task", task.status, new, task.short_id)
         if new != "awaiting_approval":
@@ -196,6 +206,10 @@ class TaskService:
         await tx.conn.execute(
             approvals.update()
             .where(approvals.c.task_id == task_id, approvals.c.status == "pending")
-            .values(status="expired", resolved_at=tx.now, resolved_by=by or "cancelled",
-                    feedback="task cancelled")
+            .values(
+                status="expired",
+                resolved_at=tx.now,
+                resolved_by=by or "cancelled",
+                feedback="task cancelled",
+            )
         )

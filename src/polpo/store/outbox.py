@@ -37,8 +37,16 @@ async def enqueue(
     res = await conn.execute(
         outbox.insert()
         .values(
-            channel=channel, chat_id=chat_id, peer_id=peer_id, text=text, inbox_id=inbox_id,
-            ref=ref, dedupe_key=dedupe_key, status="pending", attempts=0, created_at=now,
+            channel=channel,
+            chat_id=chat_id,
+            peer_id=peer_id,
+            text=text,
+            inbox_id=inbox_id,
+            ref=ref,
+            dedupe_key=dedupe_key,
+            status="pending",
+            attempts=0,
+            created_at=now,
         )
         .returning(outbox.c.id)
     )

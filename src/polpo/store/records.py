@@ -22,15 +22,23 @@ from polpo.store.tables import approvals, events, missions, tasks
 
 async def new_short_id(conn: AsyncConnection, table: sa.Table, full_id: str) -> str:
     prefixes = [full_id[:n] for n in range(ids.MIN_PREFIX, len(full_id) + 1)]
-    taken = set((await conn.execute(sa.select(table.c.short_id).where(table.c.short_id.in_(prefixes)))).scalars())
+    taken = set(
+        (
+            await conn.execute(sa.select(table.c.short_id).where(table.c.short_id.in_(prefixes)))
+        ).scalars()
+    )
     return ids.short_id_for(full_id, taken)
 
 
-async def resolve_id(conn: AsyncConnection, table: sa.Table, ref: str, kind: str, label_col: str) -> str:
+async def resolve_id(
+    conn: AsyncConnection, table: sa.Table, ref: str, kind: str, label_col: str
+) -> str:
     """Resolve a full id, short id, or unique prefix (≥ 4 chars) to a full id."""
     r = ids.normalize_ref(ref)
     if len(r) < ids.MIN_PREFIX:
-        raise NotFoundError(f"{kind} id {ref!r} is too short: give at least {ids.MIN_PREFIX} characters")
+        raise NotFoundError(
+            f"{kind} id {ref!r} is too short: give at least {ids.MIN_PREFIX} characters"
+        )
     exact = (
         await conn.execute(
             sa.select(table.c.id).where(sa.or_(table.c.id == r, table.c.short_id == r))
@@ -133,9 +141,7 @@ async def list_tasks(
     return [task_from_row(r) for r in (await conn.execute(q)).all()]
 
 
-async def count_tasks(
-    conn: AsyncConnection, *, status: Sequence[str] | None = None
-) -> int:
+async def count_tasks(conn: AsyncConnection, *, status: Sequence[str] | None = None) -> int:
     q = sa.select(sa.func.count()).select_from(tasks)
     if status:
         q = q.where(tasks.c.status.in_(list(status)))
@@ -143,7 +149,9 @@ async def count_tasks(
 
 
 async def task_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
-    rows = (await conn.execute(sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status))).all()
+    rows = (
+        await conn.execute(sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status))
+    ).all()
     return {r[0]: int(r[1]) for r in rows}
 
 
@@ -205,9 +213,9 @@ async def list_missions(
 
 
 def _approval_query() -> sa.Select[Any]:
-    return sa.select(approvals, tasks.c.title.label("task_title"), tasks.c.short_id.label("task_short_id")).join(
-        tasks, tasks.c.id == approvals.c.task_id
-    )
+    return sa.select(
+        approvals, tasks.c.title.label("task_title"), tasks.c.short_id.label("task_short_id")
+    ).join(tasks, tasks.c.id == approvals.c.task_id)
 
 
 def approval_from_row(row: Any) -> Approval:
@@ -265,21 +273,33 @@ async def list_approvals(
 
 def event_from_row(row: Any) -> Event:
     m = row._mapping
-    return Event(id=m["id"], type=m["type"], payload=dict(m["payload"] or {}), created_at=m["created_at"], origin=m["origin"])
+    return Event(
+        id=m["id"],
+        type=m["type"],
+        payload=dict(m["payload"] or {}),
+        created_at=m["created_at"],
+        origin=m["origin"],
+    )
 
 
 async def append_event(
     conn: AsyncConnection, type_: str, payload: dict[str, Any], now: float, origin: str
 ) -> Event:
     res = await conn.execute(
-        sa.insert(events).values(type=type_, payload=payload, created_at=now, origin=origin).returning(events.c.id)
+        sa.insert(events)
+        .values(type=type_, payload=payload, created_at=now, origin=origin)
+        .returning(events.c.id)
     )
-    return Event(id=int(res.scalar_one()), type=type_, payload=payload, created_at=now, origin=origin)
+    return Event(
+        id=int(res.scalar_one()), type=type_, payload=payload, created_at=now, origin=origin
+    )
 
 
 async def events_after(conn: AsyncConnection, after_id: int, limit: int = 500) -> list[Event]:
     rows = (
-        await conn.execute(sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit))
+        await conn.execute(
+            sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+        )
     ).all()
     return [event_from_row(r) for r in rows]
 
