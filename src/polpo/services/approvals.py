@@ -16,7 +16,6 @@ Effects on the task:
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Sequence
 from typing import Any
 
