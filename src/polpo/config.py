@@ -511,6 +511,7 @@ def validate_config(data: Any, source: str = "polpo.json") -> PolpoConfig:
         raise ConfigError(
             f"{source}: (root): must be a JSON object; got {_json_type(data)}",
             [("(root)", f"must be a JSON object; got {_json_type(data)}")],
+            source=source,
         )
     try:
         return PolpoConfig.model_validate(data)
@@ -518,7 +519,7 @@ def validate_config(data: Any, source: str = "polpo.json") -> PolpoConfig:
         issues = _issues_from(e, data)
     lines = "\n".join(f"  {p}: {m}" for p, m in issues)
     noun = "problem" if len(issues) == 1 else "problems"
-    raise ConfigError(f"{source}: {len(issues)} config {noun}:\n{lines}", issues)
+    raise ConfigError(f"{source}: {len(issues)} config {noun}:\n{lines}", issues, source=source)
 
 
 def strip_json_comments(text: str) -> str:
@@ -652,7 +653,7 @@ def _message(err: Any, loc: list[Any], data: Any) -> str:
         return "required"
     if t == "extra_forbidden":
         key = loc[-1] if loc else ""
-        hint = _did_you_mean(str(key), loc[:-1])
+        hint = _did_you_mean(str(key), loc[:-1], data)
         return f"unknown key{hint}"
     if t == "literal_error":
         allowed = ", ".join(
@@ -679,8 +680,8 @@ def _message(err: Any, loc: list[Any], data: Any) -> str:
     return f"{err['msg']}; got {got}"
 
 
-def _did_you_mean(key: str, parent_loc: list[Any]) -> str:
-    keys = _keys_at(parent_loc)
+def _did_you_mean(key: str, parent_loc: list[Any], data: Any) -> str:
+    keys = _keys_at(parent_loc, data)
     if not keys:
         return ""
     match = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
@@ -689,14 +690,15 @@ def _did_you_mean(key: str, parent_loc: list[Any]) -> str:
     return f"; allowed here: {', '.join(keys)}"
 
 
-def _keys_at(loc: list[Any]) -> list[str]:
+def _keys_at(loc: list[Any], data: Any = None) -> list[str]:
     """The allowed keys of the object at ``loc`` (walking the model types)."""
     tp: Any = PolpoConfig
-    for part in loc:
+    for i, part in enumerate(loc):
+        tp = _pick_member(_unwrap(tp), _value_at(data, loc[:i]))
         tp = _step(tp, part)
         if tp is None:
             return []
-    tp = _unwrap(tp)
+    tp = _pick_member(_unwrap(tp), _value_at(data, loc))
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return [f.alias or name for name, f in tp.model_fields.items()]
     return []
@@ -714,6 +716,17 @@ def _unwrap(tp: Any) -> Any:
             tp = args[0]
         else:
             return tp
+
+
+def _pick_member(tp: Any, value: Any) -> Any:
+    """For a union of models told apart by ``type`` (channels), the member ``value`` is."""
+    if typing.get_origin(tp) not in (Union, types.UnionType) or not isinstance(value, dict):
+        return tp
+    for arg in typing.get_args(tp):
+        field = getattr(arg, "model_fields", {}).get("type")
+        if field is not None and value.get("type") in typing.get_args(field.annotation):
+            return arg
+    return tp
 
 
 def _step(tp: Any, part: Any) -> Any:

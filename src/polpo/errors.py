@@ -29,14 +29,22 @@ class PolpoError(Exception):
 class ConfigError(PolpoError):
     """The config file is missing, is not valid JSON, or fails validation.
 
-    ``issues`` holds one ``(json_path, message)`` pair per problem.
+    ``issues`` holds one ``(json_path, message)`` pair per problem; ``source``
+    is the file they are in (for one-line reports such as the CLI's).
     """
 
     exit_code = 2
 
-    def __init__(self, message: str, issues: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        issues: list[tuple[str, str]] | None = None,
+        *,
+        source: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.issues = issues or []
+        self.source = source
 
 
 class StoreError(PolpoError):

@@ -65,6 +65,7 @@ class Task:
             "dependsOn": list(self.depends_on),
             "status": self.status,
             "awaiting": self.awaiting,
+            "startApproved": self.start_approved,
             "result": self.result,
             "error": self.error,
             "revisionCount": self.revision_count,

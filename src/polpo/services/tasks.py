@@ -9,7 +9,7 @@ from typing import Any
 from polpo import ids
 from polpo.core import states
 from polpo.core.models import Task
-from polpo.errors import NotFoundError, ValidationError
+from polpo.errors import InvalidTransitionError, NotFoundError, ValidationError
 from polpo.services.context import ServiceContext, Tx
 from polpo.store import records
 from polpo.store.tables import approvals, tasks
@@ -159,8 +159,20 @@ class TaskService:
             return await self.transition(tx, task, "cancelled", by=by, error=reason or None)
 
     async def retry(self, ref: str, *, by: str = "cli") -> Task:
+        """Queue a failed task again (or a running one whose runner died: its lease ran out).
+
+        A task that is still running under a live lease is refused, so a retry
+        never starts a second copy of work in progress.
+        """
         async with self.ctx.tx() as tx:
             task = await records.find_task(tx.conn, ref)
+            crashed = task.status == "running" and (
+                task.lease_until is None or task.lease_until < tx.now
+            )
+            if task.status != "failed" and not crashed:
+                raise InvalidTransitionError(
+                    f"task {task.short_id} is {task.status}; only a failed task can be retried"
+                )
             return await self.transition(
                 tx, task, "pending", by=by, error=None, lease_owner=None, lease_until=None
             )

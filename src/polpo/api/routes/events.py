@@ -1,0 +1,95 @@
+"""``GET /api/v1/events``: the event log as Server-Sent Events.
+
+``?after=ID`` (or the ``Last-Event-ID`` header a reconnecting browser sends)
+replays the log from there first; then live events follow from the bus
+(events other processes write reach it through the event tail). Each event
+is ``id``/``event``/``data`` (JSON of :meth:`Event.to_dict`); a comment line
+every 15 s keeps proxies from closing an idle stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from polpo.api.deps import PolpoDep
+from polpo.core.models import Event
+from polpo.store.records import events_after
+
+router = APIRouter(tags=["events"])
+
+KEEPALIVE_SECONDS = 15.0
+
+
+def sse(ev: Event) -> str:
+    data = json.dumps(ev.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    return f"id: {ev.id}\nevent: {ev.type}\ndata: {data}\n\n"
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(
+    request: Request,
+    app: PolpoDep,
+    after: Annotated[int | None, Query(ge=0, description="Replay events after this id")] = None,
+    types: Annotated[str, Query(description="Glob of event types, e.g. approval:*")] = "*",
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    start = after
+    if start is None and last_event_id and last_event_id.isdigit():
+        start = int(last_event_id)
+    queue, unsubscribe = app.bus.queue(types)
+    stopping: asyncio.Event = getattr(request.app.state, "stopping", None) or asyncio.Event()
+
+    async def stream() -> AsyncIterator[str]:
+        import fnmatch
+
+        last = 0
+        try:
+            yield ": polpo events\n\n"
+            if start is not None:
+                last = start
+                while True:
+                    async with app.store.read() as conn:
+                        batch = await events_after(conn, last)
+                    for ev in batch:
+                        last = ev.id
+                        if fnmatch.fnmatchcase(ev.type, types):
+                            yield sse(ev)
+                    if len(batch) < 500:
+                        break
+            while not stopping.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                stopper = asyncio.ensure_future(stopping.wait())
+                done, _ = await asyncio.wait(
+                    {getter, stopper},
+                    timeout=KEEPALIVE_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                stopper.cancel()
+                if getter not in done:
+                    getter.cancel()
+                    if stopping.is_set() or await request.is_disconnected():
+                        break
+                    yield ": keepalive\n\n"
+                    continue
+                ev = getter.result()
+                if ev.id > last:
+                    last = ev.id
+                    yield sse(ev)
+        finally:
+            unsubscribe()
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
