@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ def create_app(app: Polpo, host: Host | None = None, api_key: str | None = None)
     api.state.polpo = app
     api.state.host = host
     api.state.api_key = api_key
+    api.state.started_at = time.monotonic()
     for name in ROUTE_MODULES:
         api.include_router(import_module(name).router, prefix=API_PREFIX)
     _install_errors(api)

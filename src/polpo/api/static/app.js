@@ -1,0 +1,112 @@
+// Polpo dashboard: plain JS over /api/v1, no build step.
+// When polpo serve has an API key, the page asks for it once per tab
+// (kept in sessionStorage) and sends it as a bearer token.
+"use strict";
+
+const API = "/api/v1";
+const KEY = "polpo.apiKey";
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+}
+
+function age(ts) {
+  if (!ts) return "";
+  const s = Math.max(0, Date.now() / 1000 - ts);
+  if (s < 60) return Math.floor(s) + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m";
+  if (s < 86400) return Math.floor(s / 3600) + "h";
+  return Math.floor(s / 86400) + "d";
+}
+
+async function api(path, options = {}) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const headers = {"Content-Type": "application/json"};
+    const key = sessionStorage.getItem(KEY);
+    if (key) headers["Authorization"] = "Bearer " + key;
+    const res = await fetch(API + path, {...options, headers});
+    if (res.status === 401 && attempt === 0) {
+      const entered = prompt("This Polpo needs its API key:");
+      if (!entered) throw new Error("no API key given");
+      sessionStorage.setItem(KEY, entered.trim());
+      continue;
+    }
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(body.error || res.statusText);
+    return body;
+  }
+  throw new Error("wrong API key");
+}
+
+function showError(e) {
+  document.getElementById("error").textContent = e ? String(e.message || e) : "";
+}
+
+function renderStatus(s) {
+  document.getElementById("title").textContent = "Polpo — " + s.project;
+  document.title = "Polpo — " + s.project;
+  const counts = Object.entries(s.tasks).filter(([, n]) => n).map(([k, n]) => `${esc(k)} ${n}`).join(" · ") || "no tasks yet";
+  const active = s.agents.filter((a) => a.status === "active");
+  document.getElementById("status").innerHTML =
+    `<div>Tasks: ${counts}</div>` +
+    `<div>Agents: ${active.length} active, ${s.agents.length - active.length} idle` +
+    (active.length ? " — " + active.map((a) => esc(a.name) + ": " + a.runningTasks.map((t) => esc(t.title)).join(", ")).join("; ") : "") + `</div>` +
+    `<div>Pending approvals: ${s.pendingApprovals}</div>` +
+    `<div>Peers seen in the last 5 minutes: ${s.connectedPeers.length ? s.connectedPeers.map(esc).join(", ") : "none"}</div>`;
+}
+
+function renderChannels(list) {
+  const el = document.getElementById("channels");
+  if (!list.length) { el.innerHTML = '<span class="muted">No channel has run yet.</span>'; return; }
+  el.innerHTML = "<table><tr><th>Channel</th><th>State</th><th>Account</th><th>Detail</th></tr>" +
+    list.map((c) => `<tr><td>${esc(c.channel)}</td><td><span class="pill ${esc(c.state)}">${esc(c.state)}</span></td>` +
+      `<td>${esc(c.account)}</td><td>${esc(c.detail)}` +
+      (c.qr ? `<div class="qr"><p>Scan with WhatsApp → Linked devices:</p><img alt="QR code" src="${API}/channels/${encodeURIComponent(c.channel)}/qr.svg?t=${Date.now()}"></div>` : "") +
+      `</td></tr>`).join("") + "</table>";
+}
+
+function renderApprovals(list) {
+  const el = document.getElementById("approvals");
+  if (!list.length) { el.innerHTML = '<span class="muted">Nothing waits for you.</span>'; return; }
+  el.innerHTML = "<table><tr><th>ID</th><th>Gate</th><th>Task</th><th>Agent</th><th>Age</th><th></th></tr>" +
+    list.map((a) => `<tr><td><code>${esc(a.shortId)}</code></td><td>${esc(a.gate)} <span class="muted">${esc(a.hook)}</span></td>` +
+      `<td><code>${esc(a.taskShortId)}</code> ${esc(a.taskTitle)}${a.summary ? `<div class="muted">${esc(a.summary)}</div>` : ""}</td>` +
+      `<td>${esc(a.agent)}</td><td>${age(a.requestedAt)}</td>` +
+      `<td><button class="ok" data-approve="${esc(a.id)}">Approve</button><button class="no" data-reject="${esc(a.id)}">Reject</button></td></tr>`).join("") +
+    "</table>";
+}
+
+function renderTasks(list) {
+  const el = document.getElementById("tasks");
+  if (!list.length) { el.innerHTML = '<span class="muted">No tasks yet.</span>'; return; }
+  el.innerHTML = "<table><tr><th>ID</th><th>Status</th><th>Title</th><th>Agent</th><th>Age</th></tr>" +
+    list.map((t) => `<tr><td><code>${esc(t.shortId)}</code></td><td><span class="pill">${esc(t.status)}</span></td>` +
+      `<td>${esc(t.title)}</td><td>${esc(t.agent)}</td><td>${age(t.createdAt)}</td></tr>`).join("") + "</table>";
+}
+
+async function refresh() {
+  try {
+    const [status, channels, approvals, tasks] = await Promise.all([
+      api("/status"), api("/channels"), api("/approvals"), api("/tasks?limit=50"),
+    ]);
+    renderStatus(status); renderChannels(channels); renderApprovals(approvals); renderTasks(tasks);
+    showError(null);
+  } catch (e) { showError(e); }
+}
+
+document.addEventListener("click", async (ev) => {
+  const t = ev.target;
+  try {
+    if (t.dataset.approve) {
+      await api(`/approvals/${t.dataset.approve}/approve`, {method: "POST", body: JSON.stringify({by: "dashboard"})});
+    } else if (t.dataset.reject) {
+      const reason = prompt("Why? (the agent gets this as feedback)");
+      if (!reason || !reason.trim()) return;
+      await api(`/approvals/${t.dataset.reject}/reject`, {method: "POST", body: JSON.stringify({reason, by: "dashboard"})});
+    } else return;
+    await refresh();
+  } catch (e) { showError(e); }
+});
+
+refresh();
+setInterval(refresh, 3000);

@@ -1,0 +1,144 @@
+"""The SQLite store: WAL and busy timeout, migrations, and id prefix lookups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from polpo.errors import AmbiguousIdError, NotFoundError, StoreError
+from polpo.store import Store
+from polpo.store.migrations import LATEST, schema_table
+from polpo.store.records import find_task, new_short_id, resolve_id
+from polpo.store.tables import tasks
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'sub' / 'polpo.db'}"
+
+
+async def test_open_creates_the_file_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    store = await Store.open(_url(tmp_path))
+    try:
+        assert (tmp_path / "sub" / "polpo.db").exists()
+        async with store.read() as conn:
+            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+            timeout = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+            version = (await conn.execute(sa.select(schema_table.c.version))).scalar()
+        assert mode == "wal"
+        assert timeout is not None and int(timeout) >= 5000
+        assert version == LATEST
+    finally:
+        await store.close()
+
+
+async def test_migrations_are_idempotent_across_opens(tmp_path: Path) -> None:
+    for _ in range(2):
+        store = await Store.open(_url(tmp_path))
+        async with store.read() as conn:
+            rows = (await conn.execute(sa.select(schema_table))).all()
+        await store.close()
+        assert len(rows) == 1
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = await Store.open(_url(tmp_path))
+    async with store.write() as conn:
+        await conn.execute(sa.update(schema_table).values(version=LATEST + 5))
+    await store.close()
+    with pytest.raises(StoreError, match="newer than this Polpo understands"):
+        await Store.open(_url(tmp_path))
+
+
+async def test_write_rolls_back_on_error(tmp_path: Path) -> None:
+    store = await Store.open(_url(tmp_path))
+    try:
+        with pytest.raises(RuntimeError):
+            async with store.write() as conn:
+                await _insert(conn, "aaaabbbbccccdddd", "aaaa")
+                raise RuntimeError("half-way")
+        async with store.read() as conn:
+            count = (await conn.execute(sa.select(sa.func.count()).select_from(tasks))).scalar()
+        assert count == 0
+    finally:
+        await store.close()
+
+
+async def _insert(conn: sa.ext.asyncio.AsyncConnection, full: str, short: str, title: str = "t") -> None:
+    await conn.execute(
+        tasks.insert().values(
+            id=full,
+            short_id=short,
+            title=title,
+            depends_on=[],
+            status="pending",
+            feedback=[],
+            created_by="test",
+            created_at=1.0,
+            updated_at=1.0,
+        )
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> Store:
+    s = await Store.open(_url(tmp_path))
+    yield s  # type: ignore[misc]
+    await s.close()
+
+
+async def test_short_ids_grow_past_a_taken_prefix(store: Store) -> None:
+    async with store.write() as conn:
+        await _insert(conn, "k7m2aaaaaaaaaaaa", "k7m2")
+        assert await new_short_id(conn, tasks, "k7m2bbbbbbbbbbbb") == "k7m2b"
+        await _insert(conn, "k7m2bbbbbbbbbbbb", "k7m2b")
+        assert await new_short_id(conn, tasks, "k7m2bcccccccccccc"[:16]) == "k7m2bc"
+        assert await new_short_id(conn, tasks, "zzzzzzzzzzzzzzzz") == "zzzz"
+
+
+async def test_prefix_resolution(store: Store) -> None:
+    async with store.write() as conn:
+        await _insert(conn, "k7m2aaaaaaaaaaaa", "k7m2", "first")
+        await _insert(conn, "k7m2bbbbbbbbbbbb", "k7m2b", "second")
+        await _insert(conn, "p9q8cccccccccccc", "p9q8", "third")
+    async with store.read() as conn:
+        # the short id itself, whatever else shares its prefix
+        assert await resolve_id(conn, tasks, "k7m2", "task", "title") == "k7m2aaaaaaaaaaaa"
+        # case-insensitive, "#" and spaces tolerated
+        assert await resolve_id(conn, tasks, " #K7M2B ", "task", "title") == "k7m2bbbbbbbbbbbb"
+        # any unique prefix of the full id
+        assert await resolve_id(conn, tasks, "p9q8ccc", "task", "title") == "p9q8cccccccccccc"
+        assert (await find_task(conn, "k7m2aa")).title == "first"
+        # the full id
+        assert (
+            await resolve_id(conn, tasks, "p9q8cccccccccccc", "task", "title")
+            == "p9q8cccccccccccc"
+        )
+
+
+async def test_ambiguous_prefix_lists_the_candidates(store: Store) -> None:
+    async with store.write() as conn:
+        await _insert(conn, "abcd1111aaaaaaaa", "abcd1", "alpha")
+        await _insert(conn, "abcd2222bbbbbbbb", "abcd2", "beta")
+    async with store.read() as conn:
+        with pytest.raises(AmbiguousIdError) as info:
+            await resolve_id(conn, tasks, "abcd", "task", "title")
+    err = info.value
+    assert err.candidates == ["abcd1111aaaaaaaa", "abcd2222bbbbbbbb"]
+    assert "ambiguous" in err.message
+    assert "abcd1 alpha" in err.message and "abcd2 beta" in err.message
+    assert err.http_status == 409
+
+
+async def test_short_or_unknown_refs_are_not_found(store: Store) -> None:
+    async with store.write() as conn:
+        await _insert(conn, "abcd1111aaaaaaaa", "abcd")
+    async with store.read() as conn:
+        with pytest.raises(NotFoundError, match="at least 4 characters"):
+            await resolve_id(conn, tasks, "abc", "task", "title")
+        with pytest.raises(NotFoundError, match="no task matches 'zzzz'"):
+            await resolve_id(conn, tasks, "zzzz", "task", "title")
+        # LIKE wildcards in user input are literal, not patterns
+        with pytest.raises(NotFoundError):
+            await resolve_id(conn, tasks, "ab%_", "task", "title")
