@@ -143,13 +143,19 @@ BAD: list[tuple[str, dict[str, Any] | list[Any], str, str]] = [
     ),
     (
         "rule for an unknown event",
-        {"project": "x", "settings": {"notifications": {"rules": [{"events": ["task:boom"], "channels": []}]}}},
+        {
+            "project": "x",
+            "settings": {"notifications": {"rules": [{"events": ["task:boom"], "channels": []}]}},
+        },
         "settings.notifications.rules[0].events[0]",
         "matches no event",
     ),
     (
         "rule for an unknown channel",
-        {"project": "x", "settings": {"notifications": {"rules": [{"events": ["task:*"], "channels": ["sms"]}]}}},
+        {
+            "project": "x",
+            "settings": {"notifications": {"rules": [{"events": ["task:*"], "channels": ["sms"]}]}},
+        },
         "settings.notifications.rules[0].channels[0]",
         'unknown channel "sms"',
     ),

@@ -65,7 +65,9 @@ async def test_write_rolls_back_on_error(tmp_path: Path) -> None:
         await store.close()
 
 
-async def _insert(conn: sa.ext.asyncio.AsyncConnection, full: str, short: str, title: str = "t") -> None:
+async def _insert(
+    conn: sa.ext.asyncio.AsyncConnection, full: str, short: str, title: str = "t"
+) -> None:
     await conn.execute(
         tasks.insert().values(
             id=full,
@@ -112,8 +114,7 @@ async def test_prefix_resolution(store: Store) -> None:
         assert (await find_task(conn, "k7m2aa")).title == "first"
         # the full id
         assert (
-            await resolve_id(conn, tasks, "p9q8cccccccccccc", "task", "title")
-            == "p9q8cccccccccccc"
+            await resolve_id(conn, tasks, "p9q8cccccccccccc", "task", "title") == "p9q8cccccccccccc"
         )
 
 

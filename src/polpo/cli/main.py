@@ -127,7 +127,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             return 0
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        _fail(" ".join(e.format_message().split()) + hint)  # type: ignore[attr-defined]
+        message = " ".join(e.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
+        _fail(message + hint)
         return int(getattr(e, "exit_code", 2))
     except BrokenPipeError:
         return 1

@@ -13,7 +13,6 @@ from polpo.api.deps import PolpoDep
 router = APIRouter(tags=["health"])
 
 
-
 @router.get("/health")
 async def health(request: Request, app: PolpoDep) -> dict[str, Any]:
     """Uptime is seconds since the API was created (``polpo serve`` start)."""
