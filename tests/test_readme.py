@@ -1,0 +1,35 @@
+"""The README stays true: every config field is in its reference, every command in its CLI table."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_every_config_field_is_documented() -> None:
+    reference = runpy.run_path(str(ROOT / "tools" / "config_reference.py"))
+    missing = [p for p, _, _ in reference["rows"]() if p != "$schema" and f"`{p}`" not in README]
+    assert missing == []
+
+
+def test_quickstart_is_exactly_two_commands() -> None:
+    quick = README.split("## Quickstart", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in quick.strip().splitlines()]
+    assert commands == ["make serve", "make test"]
+
+
+def test_every_cli_command_is_documented() -> None:
+    from typer.main import get_command
+
+    from polpo.cli.main import app
+
+    root = get_command(app)
+    names = []
+    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(cmd, "commands", None)
+        names += [f"polpo {name} {s}" for s in subs] if subs else [f"polpo {name}"]
+    missing = [n for n in names if n not in README]
+    assert missing == []
