@@ -61,7 +61,9 @@ def report(name: str, ms: list[float]) -> float:
     ms = sorted(ms)
     p90 = ms[min(len(ms) - 1, round(0.9 * (len(ms) - 1)))]
     median = statistics.median(ms)
-    print(f"{name:<22} n={len(ms):<3} min {ms[0]:6.0f} ms  median {median:6.0f} ms  p90 {p90:6.0f} ms")
+    print(
+        f"{name:<22} n={len(ms):<3} min {ms[0]:6.0f} ms  median {median:6.0f} ms  p90 {p90:6.0f} ms"
+    )
     return median
 
 

@@ -87,6 +87,7 @@ def test_task_show_prints_the_feedback_history(cli: Cli) -> None:
     r = cli("approvals", "reject", approval["shortId"], "Add tests please")
     assert r.code == 0, r.err
     assert f"Rejected {approval['shortId']}" in r.out
+    assert f"Task {task['shortId']} is now pending (revision 1)." in r.out
     shown = cli("task", "show", task["shortId"])
     assert "Feedback" in shown.out and "Add tests please" in shown.out
     assert "revisions   1" in shown.out
@@ -123,6 +124,7 @@ def test_approvals_list_and_approve(cli: Cli) -> None:
     approval = cli("approvals", "list", "--json").json()[0]
     r = cli("approvals", "approve", approval["shortId"], "--by", "ops")
     assert r.code == 0 and f"Approved {approval['shortId']}" in r.out
+    assert f"Task {task['shortId']} is now pending." in r.out
     shown = cli("approvals", "show", approval["shortId"], "--json").json()
     assert (shown["status"], shown["resolvedBy"]) == ("approved", "ops")
     assert cli("approvals", "list", "--json").json() == []

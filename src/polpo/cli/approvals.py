@@ -21,7 +21,7 @@ from polpo.cli.common import (
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
-    from polpo.core.models import Approval
+    from polpo.core.models import Approval, Task
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 RefArg = Annotated[str, typer.Argument(help="Approval id, short id or unique prefix (4+ chars).")]
@@ -113,14 +113,16 @@ def approve(
 ) -> None:
     """Approve: the task proceeds (start gate) or is done (complete gate)."""
 
-    async def go(app: Polpo) -> Approval:
-        return await app.approvals.approve(ref, by=by)
+    async def go(app: Polpo) -> tuple[Approval, Task]:
+        a = await app.approvals.approve(ref, by=by)
+        return a, await app.tasks.get(a.task_id)
 
-    a = with_app(ctx, go)
+    a, task = with_app(ctx, go)
     if as_json:
         print_json(a.to_dict())
         return
     console().print(f"Approved {a.short_id} ({esc(a.gate)}): {a.task_short_id} {esc(a.task_title)}")
+    console().print(f"Task {task.short_id} is now {task.status}.")
 
 
 @approvals_app.command("reject")
@@ -139,11 +141,14 @@ def reject(
             f'a rejection needs a reason, the feedback the agent gets: polpo approvals reject {ref} "reason"'
         )
 
-    async def go(app: Polpo) -> Approval:
-        return await app.approvals.reject(ref, by=by, feedback=reason)
+    async def go(app: Polpo) -> tuple[Approval, Task]:
+        a = await app.approvals.reject(ref, by=by, feedback=reason)
+        return a, await app.tasks.get(a.task_id)
 
-    a = with_app(ctx, go)
+    a, task = with_app(ctx, go)
     if as_json:
         print_json(a.to_dict())
         return
     console().print(f"Rejected {a.short_id} ({esc(a.gate)}): {a.task_short_id} {esc(a.task_title)}")
+    revision = f" (revision {task.revision_count})" if task.status == "pending" else ""
+    console().print(f"Task {task.short_id} is now {task.status}{revision}.")
