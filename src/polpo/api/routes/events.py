@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
@@ -66,25 +66,33 @@ async def stream_events(
                             yield sse(ev)
                     if len(batch) < 500:
                         break
-            while not stopping.is_set():
-                getter = asyncio.ensure_future(queue.get())
-                stopper = asyncio.ensure_future(stopping.wait())
-                done, _ = await asyncio.wait(
-                    {getter, stopper},
-                    timeout=KEEPALIVE_SECONDS,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                stopper.cancel()
-                if getter not in done:
-                    getter.cancel()
+            # One pending get() lives across keepalives, so no event is lost to a cancel.
+            getter: asyncio.Future[Event] | None = None
+            try:
+                while not stopping.is_set():
+                    if getter is None:
+                        getter = asyncio.ensure_future(queue.get())
+                    stopper = asyncio.ensure_future(stopping.wait())
+                    waiting: set[asyncio.Future[Any]] = {getter, stopper}
+                    done, _ = await asyncio.wait(
+                        waiting,
+                        timeout=KEEPALIVE_SECONDS,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    stopper.cancel()
+                    if getter in done:
+                        ev = getter.result()
+                        getter = None
+                        if ev.id > last:
+                            last = ev.id
+                            yield sse(ev)
+                        continue
                     if stopping.is_set() or await request.is_disconnected():
                         break
                     yield ": keepalive\n\n"
-                    continue
-                ev = getter.result()
-                if ev.id > last:
-                    last = ev.id
-                    yield sse(ev)
+            finally:
+                if getter is not None:
+                    getter.cancel()
         finally:
             unsubscribe()
 
