@@ -328,7 +328,10 @@ async def test_history_round_trips_through_json_with_its_tool_calls(app: Polpo) 
         peer_id=PEER, text="which task was that?", history=stored
     )
     task = (await app.tasks.list())[0]
-    assert turn2.text == f"It was: Created task {task.short_id}: Fix the build (agent coder, status pending)."
+    assert (
+        turn2.text
+        == f"It was: Created task {task.short_id}: Fix the build (agent coder, status pending)."
+    )
     assert turn2.error is None
     # the new history holds both turns
     assert len(load_history(turn2.history)) == len(load_history(stored)) + 2
@@ -352,7 +355,11 @@ async def test_an_orphan_tool_return_in_the_history_never_reaches_the_model(app:
     first = Script([call("list_tasks"), say("none")])
     turn1 = await ChatAgent(app, first.model()).respond(peer_id=PEER, text="tasks?", history=[])
     # a history cut in the wrong place: the assistant's tool call is gone, its return is not
-    cut = [m for m in turn1.history if not (m["kind"] == "response" and m["parts"][0]["part_kind"] == "tool-call")]
+    cut = [
+        m
+        for m in turn1.history
+        if not (m["kind"] == "response" and m["parts"][0]["part_kind"] == "tool-call")
+    ]
 
     def check(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         for m in messages:
@@ -380,7 +387,11 @@ async def test_a_long_history_is_cut_at_turn_boundaries(open_project: OpenProjec
     first = messages[0]
     assert isinstance(first, ModelRequest) and isinstance(first.parts[0], UserPromptPart)
     # whole turns: each kept question still has its tool call, tool return and answer
-    prompts = [m for m in messages if isinstance(m, ModelRequest) and isinstance(m.parts[0], UserPromptPart)]
+    prompts = [
+        m
+        for m in messages
+        if isinstance(m, ModelRequest) and isinstance(m.parts[0], UserPromptPart)
+    ]
     assert 1 < len(prompts) < 30
     assert len(messages) == 4 * len(prompts)
     assert prompts[-1].parts[0].content == "question 29"
@@ -438,7 +449,9 @@ async def test_a_model_that_hangs_times_out(open_project: OpenProject) -> None:
     )
     assert reply.text == chat_module.APOLOGY_TIMEOUT.format(seconds=0.05)
     assert reply.error is not None and reply.error.startswith("timeout")
-    prompts = [p for m in load_history(reply.history) for p in m.parts if isinstance(p, UserPromptPart)]
+    prompts = [
+        p for m in load_history(reply.history) for p in m.parts if isinstance(p, UserPromptPart)
+    ]
     assert [p.content for p in prompts] == ["hi"]
 
 

@@ -129,11 +129,18 @@ def _call_ids(m: ModelMessage) -> set[str]:
 def _return_ids(m: ModelMessage) -> set[str]:
     if not isinstance(m, ModelRequest):
         return set()
-    return {p.tool_call_id for p in m.parts if _is_tool_answer(p)}
+    return {cid for p in m.parts if (cid := _answered_call_id(p)) is not None}
+
+
+def _answered_call_id(p: ModelRequestPart) -> str | None:
+    """The tool call a request part answers (a tool return, or a retry for a tool), if any."""
+    if isinstance(p, ToolReturnPart | RetryPromptPart):
+        return p.tool_call_id
+    return None
 
 
 def _is_tool_answer(p: ModelRequestPart) -> bool:
-    return isinstance(p, ToolReturnPart | RetryPromptPart) and p.tool_call_id is not None
+    return _answered_call_id(p) is not None
 
 
 def _pair_tool_calls(msgs: list[ModelMessage]) -> list[ModelMessage]:
@@ -143,16 +150,14 @@ def _pair_tool_calls(msgs: list[ModelMessage]) -> list[ModelMessage]:
         if isinstance(m, ModelResponse):
             answered = _return_ids(msgs[i + 1]) if i + 1 < len(msgs) else set()
             resp_parts: list[ModelResponsePart] = [
-                p
-                for p in m.parts
-                if not isinstance(p, ToolCallPart) or p.tool_call_id in answered
+                p for p in m.parts if not isinstance(p, ToolCallPart) or p.tool_call_id in answered
             ]
             if resp_parts:
                 out.append(dataclasses.replace(m, parts=resp_parts))
         else:
             called = _call_ids(msgs[i - 1]) if i > 0 else set()
             req_parts: list[ModelRequestPart] = [
-                p for p in m.parts if not _is_tool_answer(p) or getattr(p, "tool_call_id", None) in called
+                p for p in m.parts if not _is_tool_answer(p) or _answered_call_id(p) in called
             ]
             if req_parts:
                 out.append(dataclasses.replace(m, parts=req_parts))
@@ -252,7 +257,8 @@ def _clip_part(p: Any, limit: int) -> Any:
     if isinstance(p, UserPromptPart | TextPart | ToolReturnPart | RetryPromptPart):
         content = p.content
         if isinstance(p, UserPromptPart) and not isinstance(content, str):
-            content = " ".join(c for c in content if isinstance(c, str))
+            items = content if isinstance(content, Sequence) else [content]
+            content = " ".join(c for c in items if isinstance(c, str))
         return dataclasses.replace(p, content=clip_text(_as_text(content), limit))
     return p
 
@@ -292,7 +298,8 @@ def bound_history(messages: Iterable[ModelMessage], max_tokens: int) -> list[Mod
         if not kept:
             kept = [_fit_turn(turn, budget)]
         break
-    return [m for turn in kept for m in turn]
+    # The first kept message may answer a tool call of a dropped turn: repair drops that answer.
+    return repair(m for turn in kept for m in turn)
 
 
 def _fit_turn(turn: list[ModelMessage], budget: int) -> list[ModelMessage]:
