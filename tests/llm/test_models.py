@@ -119,3 +119,17 @@ def test_the_test_provider_is_offline_and_calls_no_tools() -> None:
     model = resolve_model("test:demo", config())
     assert isinstance(model, TestModel)
     assert model.call_tools == []
+
+
+def test_a_native_provider_takes_its_key_from_the_named_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MY_DEEPSEEK", "sk-ds")
+    cfg = config(providers={"deepseek": {"apiKeyEnv": "MY_DEEPSEEK"}})
+    model = resolve_model("deepseek:deepseek-chat", cfg)
+    assert isinstance(model, OpenAIChatModel)
+    assert model.base_url.startswith("https://api.deepseek.com")
+    assert model.client.api_key == "sk-ds"
+    monkeypatch.delenv("MY_DEEPSEEK")
+    with pytest.raises(ModelNotConfiguredError, match="set the MY_DEEPSEEK variable"):
+        resolve_model("deepseek:deepseek-chat", cfg)

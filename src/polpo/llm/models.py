@@ -4,23 +4,25 @@ Any OpenAI-compatible endpoint (OpenAI, OpenRouter, Ollama, vLLM, LM Studio)
 is spoken to with the Chat Completions API (``POST {baseUrl}/chat/completions``),
 the one they all implement. That covers:
 
-* a provider configured under ``settings.providers.<name>`` (with a
-  ``baseUrl``, or without one for ``openai``/``openrouter``/``ollama``, whose
-  usual endpoints are known);
-* the bare ``openai:`` prefix, for which pydantic-ai would pick the Responses
-  API: a user who points ``OPENAI_BASE_URL`` at a local server gets what they
-  expect, and OpenAI itself serves Chat Completions for every chat model.
+* a provider configured under ``settings.providers.<name>`` with a ``baseUrl``;
+* the ``openai:``, ``openrouter:`` and ``ollama:`` prefixes, whose usual
+  endpoints are known (overridable by ``baseUrl`` or ``<NAME>_BASE_URL``).
+  For ``openai:`` pydantic-ai would pick the Responses API; Chat Completions
+  means a user who points ``OPENAI_BASE_URL`` at a local server gets what
+  they expect, and OpenAI itself serves it for every chat model.
 
-Other strings (``anthropic:…``, ``test``, …) go to pydantic-ai's own provider
-inference. Every way of not having a usable model ends in
-:class:`ModelNotConfiguredError` with one short sentence of what to do.
+Other strings (``anthropic:…``, ``deepseek:…``) go to pydantic-ai's own
+provider inference, with the key from ``apiKeyEnv`` when one is named;
+``test:…`` is pydantic-ai's offline test model. Every way of not having a
+usable model ends in :class:`ModelNotConfiguredError` with one short
+sentence of what to do.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from polpo.config import PolpoConfig, ProviderConfig
@@ -74,20 +76,25 @@ def resolve_model(model: str | None, config: PolpoConfig) -> Model:
 
         return TestModel(call_tools=[], model_name=model_name)
     provider_cfg = config.settings.providers.get(provider_name)
-    if provider_cfg is not None or provider_name in KNOWN_ENDPOINTS:
+    if provider_name in KNOWN_ENDPOINTS or (
+        provider_cfg is not None and provider_cfg.base_url is not None
+    ):
         return _chat_completions_model(model, provider_name, model_name, provider_cfg)
-    return _inferred_model(model)
+    if provider_cfg is None:
+        return _inferred_model(model)
+    if not _known_to_pydantic_ai(provider_name):
+        raise ModelNotConfiguredError(
+            f"Model {model}: set settings.providers.{provider_name}.baseUrl "
+            "(the server's OpenAI-compatible URL, e.g. http://127.0.0.1:8000/v1)."
+        )
+    key = _api_key(model, provider_name, provider_cfg, None) if provider_cfg.api_key_env else None
+    return _inferred_model(model, key)
 
 
 def _chat_completions_model(
     model: str, provider_name: str, model_name: str, cfg: ProviderConfig | None
 ) -> Model:
     base_url = cfg.base_url if cfg is not None else None
-    if base_url is None and provider_name not in KNOWN_ENDPOINTS:
-        raise ModelNotConfiguredError(
-            f"Model {model}: set settings.providers.{provider_name}.baseUrl "
-            "(the server's OpenAI-compatible URL, e.g. http://127.0.0.1:8000/v1)."
-        )
     if base_url is None:
         base_url = os.environ.get(f"{_env_prefix(provider_name)}_BASE_URL") or KNOWN_ENDPOINTS.get(
             provider_name
@@ -135,18 +142,36 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def _inferred_model(model: str) -> Model:
-    from pydantic_ai.exceptions import UserError
-    from pydantic_ai.models import infer_model
+def _known_to_pydantic_ai(provider_name: str) -> bool:
+    from pydantic_ai.providers import infer_provider_class
 
     try:
-        return infer_model(model)
+        infer_provider_class(provider_name)
+    except ImportError:
+        return True  # known, but its client library is missing: said when it is used
+    except ValueError:
+        return False
+    return True
+
+
+def _inferred_model(model: str, api_key: str | None = None) -> Model:
+    """pydantic-ai's own provider for ``model`` (with the configured key, if one is named)."""
+    from pydantic_ai.exceptions import UserError
+    from pydantic_ai.models import infer_model
+    from pydantic_ai.providers import Provider, infer_provider, infer_provider_class
+
+    def provider_with_key(name: str) -> Provider[Any]:
+        cls: Any = infer_provider_class(name)
+        return cast("Provider[Any]", cls(api_key=api_key))
+
+    try:
+        return infer_model(model, provider_with_key if api_key else infer_provider)
     except ImportError:
         provider = model.partition(":")[0]
         raise ModelNotConfiguredError(
             f"Model {model}: the {provider} client library is not installed "
             f'(pip install "pydantic-ai-slim[{provider}]").'
         ) from None
-    except (UserError, ValueError) as e:
+    except (UserError, ValueError, TypeError) as e:
         first = str(e).split(" See https://")[0].split(" To try Pydantic AI")[0]
         raise ModelNotConfiguredError(f"Model {model}: {first}") from None
