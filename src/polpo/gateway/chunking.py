@@ -46,7 +46,7 @@ class NoRoom(Exception):
 
 def size(s: str) -> int:
     """Length in UTF-16 code units."""
-    return len(s) + sum(1 for ch in s if ord(ch) > 0xFFFF)
+    return len(s.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def join(tokens: Iterable[Token], escape: Callable[[str], str]) -> str:
@@ -73,63 +73,82 @@ _CLOSERS = frozenset(")\"'”’»]")
 _ZWJ = "\u200d"
 
 
-@dataclass(frozen=True)
-class _Unit:
-    kind: int
-    s: str  # what it adds to a part
-    ch: str = ""  # the character, for text units
-    tag: Open | None = None
+class _Units:
+    """The rendering as parallel lists, one entry per character or tag (fast on 100k)."""
 
+    def __init__(self, tokens: Iterable[Token], escape: Callable[[str], str]) -> None:
+        self.kind: list[int] = []
+        self.s: list[str] = []  # what the unit adds to a part
+        self.ch: list[str] = []  # the character ("" for a tag)
+        self.tag: list[Open | None] = []
+        stack: list[Open] = []
+        for t in tokens:
+            if isinstance(t, Text):
+                n = len(t.text)
+                self.kind.extend([_TEXT] * n)
+                self.s.extend(map(escape, t.text))
+                self.ch.extend(t.text)
+                self.tag.extend([None] * n)
+            else:
+                tag = t if isinstance(t, Open) else stack.pop()
+                if isinstance(t, Open):
+                    stack.append(t)
+                self.kind.append(_OPEN if isinstance(t, Open) else _CLOSE)
+                self.s.append(tag.markup if isinstance(t, Open) else tag.close)
+                self.ch.append("")
+                self.tag.append(tag)
+        self.size = [size(x) for x in self.s]
+        self.space = [c.isspace() if c else False for c in self.ch]
 
-def _units(tokens: Iterable[Token], escape: Callable[[str], str]) -> list[_Unit]:
-    units: list[_Unit] = []
-    stack: list[Open] = []
-    for t in tokens:
-        if isinstance(t, Text):
-            units.extend(_Unit(_TEXT, escape(ch), ch) for ch in t.text)
-        elif isinstance(t, Open):
-            stack.append(t)
-            units.append(_Unit(_OPEN, t.markup, tag=t))
-        else:
-            units.append(_Unit(_CLOSE, stack.pop().close))
-    return units
+    def __len__(self) -> int:
+        return len(self.kind)
 
+    def joined(self, j: int) -> bool:
+        """True when cutting before unit ``j`` would break one visible character."""
+        prev, ch = self.ch[j - 1], self.ch[j]
+        if not prev or not ch:
+            return False
+        return (
+            prev == _ZWJ
+            or ch == _ZWJ
+            or unicodedata.combining(ch) != 0
+            or "\ufe00" <= ch <= "\ufe0f"
+            or "\U0001f3fb" <= ch <= "\U0001f3ff"  # skin tones
+            or ("\U0001f1e6" <= prev <= "\U0001f1ff" and "\U0001f1e6" <= ch <= "\U0001f1ff")
+        )
 
-def _space(u: _Unit) -> bool:
-    return u.kind == _TEXT and u.ch.isspace()
+    def cut_class(self, j: int, start: int) -> int:
+        """How good a cut just before the whitespace unit ``j`` is (lower is better)."""
+        ch = self.ch
+        if ch[j] == "\n":
+            if (j + 1 < len(ch) and ch[j + 1] == "\n") or (j - 1 >= start and ch[j - 1] == "\n"):
+                return _PARA
+            return _LINE
+        p1 = ch[j - 1] if j - 1 >= start else ""
+        p2 = ch[j - 2] if j - 2 >= start else ""
+        if p1 in _SENTENCE_END or (p1 in _CLOSERS and p2 in _SENTENCE_END):
+            return _SENTENCE
+        return _WORD
 
+    def skip_cut_space(self, i: int) -> int:
+        """Where a part starts after a cut at ``i``: past the whitespace, keeping a line's indent."""
+        r, last_newline = i, -1
+        while r < len(self.kind) and self.space[r]:
+            if self.ch[r] == "\n":
+                last_newline = r
+            r += 1
+        if r == len(self.kind):
+            return r
+        return last_newline + 1 if last_newline >= 0 else r
 
-def _joined(prev: _Unit, u: _Unit) -> bool:
-    """True when cutting between ``prev`` and ``u`` would break one visible character."""
-    if prev.kind != _TEXT or u.kind != _TEXT:
-        return False
-    ch = u.ch
-    return (
-        prev.ch == _ZWJ
-        or ch == _ZWJ
-        or unicodedata.combining(ch) != 0
-        or "\ufe00" <= ch <= "\ufe0f"
-        or "\U0001f3fb" <= ch <= "\U0001f3ff"  # skin tones
-        or ("\U0001f1e6" <= prev.ch <= "\U0001f1ff" and "\U0001f1e6" <= ch <= "\U0001f1ff")
-    )
-
-
-def _cut_class(units: list[_Unit], j: int, start: int) -> int | None:
-    """How good a cut just before unit ``j`` is (lower is better), or None."""
-    u = units[j]
-    if not _space(u):
-        return None
-    if u.ch == "\n":
-        nxt = units[j + 1] if j + 1 < len(units) else None
-        prev = units[j - 1] if j - 1 >= start else None
-        if (nxt is not None and nxt.ch == "\n") or (prev is not None and prev.ch == "\n"):
-            return _PARA
-        return _LINE
-    p1 = units[j - 1].ch if j - 1 >= start else ""
-    p2 = units[j - 2].ch if j - 2 >= start else ""
-    if p1 in _SENTENCE_END or (p1 in _CLOSERS and p2 in _SENTENCE_END):
-        return _SENTENCE
-    return _WORD
+    def stack_after(self, stack: list[Open], i: int, j: int) -> list[Open]:
+        cur = list(stack)
+        for k in range(i, j):
+            if self.kind[k] == _OPEN:
+                cur.append(self.tag[k])  # type: ignore[arg-type]
+            elif self.kind[k] == _CLOSE:
+                cur.pop()
+        return cur
 
 
 # -- splitting --------------------------------------------------------------------------
@@ -140,94 +159,73 @@ def split(tokens: Iterable[Token], max_len: int, escape: Callable[[str], str]) -
 
     Raises :class:`NoRoom` if open markup leaves no room for a single character.
     """
-    units = _units(tokens, escape)
-    n = len(units)
+    tokens = list(tokens)
+    if not any(isinstance(t, Text) and t.text.strip() for t in tokens):
+        return []
+    whole = join(tokens, escape)
+    if size(whole) <= max_len:
+        return [whole.strip()]
+    u = _Units(tokens, escape)
+    n = len(u)
     parts: list[str] = []
     stack: list[Open] = []  # markup open at unit i
     i = 0
     while i < n:
-        i = _skip_cut_space(units, i)
+        i = u.skip_cut_space(i)
         if i >= n:
             break
         cost = sum(size(t.markup) for t in stack)
         closing = sum(size(t.close) for t in stack)
-        cur = list(stack)
-        best: dict[int, tuple[int, list[Open]]] = {}
+        best: dict[int, int] = {}
         j = i
         while j < n:
-            u = units[j]
-            if u.kind == _OPEN and u.tag is not None:
-                after = closing + size(u.tag.close)
-            elif u.kind == _CLOSE:
-                after = closing - size(cur[-1].close)
-            else:
-                after = closing
-            if cost + size(u.s) + after > max_len:
+            kind = u.kind[j]
+            after = closing
+            if kind == _OPEN:
+                after += size(u.tag[j].close)  # type: ignore[union-attr]
+            elif kind == _CLOSE:
+                after -= u.size[j]
+            if cost + u.size[j] + after > max_len:
                 break
-            if j > i:
-                klass = _cut_class(units, j, i)
-                if klass is not None:
-                    best[klass] = (j, list(cur))
-            cost += size(u.s)
+            if j > i and u.space[j]:
+                best[u.cut_class(j, i)] = j
+            cost += u.size[j]
             closing = after
-            if u.kind == _OPEN and u.tag is not None:
-                cur.append(u.tag)
-            elif u.kind == _CLOSE:
-                cur.pop()
             j += 1
         if j == n:
-            _emit(parts, stack, units[i:n], cur)
+            _emit(parts, u, stack, i, n, u.stack_after(stack, i, n))
             break
-        if best:
-            cut, cut_stack = best[min(best)]
-        else:
-            cut, cut_stack = _hard_cut(units, i, j, stack)
-        _emit(parts, stack, units[i:cut], cut_stack)
+        cut = best[min(best)] if best else _hard_cut(u, i, j)
+        cut_stack = u.stack_after(stack, i, cut)
+        _emit(parts, u, stack, i, cut, cut_stack)
         i, stack = cut, cut_stack
     return parts
 
 
-def _skip_cut_space(units: list[_Unit], i: int) -> int:
-    """Where a part starts after a cut at ``i``: past the whitespace, keeping a line's indent."""
-    r = i
-    last_newline = -1
-    while r < len(units) and _space(units[r]):
-        if units[r].ch == "\n":
-            last_newline = r
-        r += 1
-    if r == len(units):
-        return r
-    return last_newline + 1 if last_newline >= 0 else r
-
-
-def _hard_cut(units: list[_Unit], i: int, j: int, stack: list[Open]) -> tuple[int, list[Open]]:
+def _hard_cut(u: _Units, i: int, j: int) -> int:
     """Cut before unit ``j`` (the first that does not fit), stepping back off joined characters."""
     cut = j
-    while cut - 1 > i and _joined(units[cut - 1], units[cut]):
+    while cut - 1 > i and u.joined(cut):
         cut -= 1
-    while cut - 1 > i and units[cut - 1].kind == _OPEN:
+    while cut - 1 > i and u.kind[cut - 1] == _OPEN:
         cut -= 1  # an opening tag belongs with the text after it
     if cut <= i:
         raise NoRoom
-    cur = list(stack)
-    for u in units[i:cut]:
-        if u.kind == _OPEN and u.tag is not None:
-            cur.append(u.tag)
-        elif u.kind == _CLOSE:
-            cur.pop()
-    return cut, cur
+    return cut
 
 
-def _emit(parts: list[str], opened: list[Open], body: list[_Unit], still_open: list[Open]) -> None:
-    """Append one part: reopen ``opened``, the body, close ``still_open``; skip empty ones."""
-    while body and _space(body[-1]):
-        body = body[:-1]
+def _emit(
+    parts: list[str], u: _Units, opened: list[Open], i: int, end: int, still_open: list[Open]
+) -> None:
+    """Append one part: reopen ``opened``, units ``i:end``, close ``still_open``; skip empty ones."""
+    while end > i and u.space[end - 1]:
+        end -= 1
     items: list[tuple[int, str]] = [(_OPEN, t.markup) for t in opened]
-    for u in body:
-        if u.kind == _CLOSE and items and items[-1][0] == _OPEN:
+    for k in range(i, end):
+        if u.kind[k] == _CLOSE and items and items[-1][0] == _OPEN:
             items.pop()  # an empty pair, e.g. "<b></b>"
         else:
-            items.append((u.kind, u.s))
+            items.append((u.kind[k], u.s[k]))
     for t in reversed(still_open):
         if items and items[-1][0] == _OPEN:
             items.pop()
