@@ -526,3 +526,35 @@ async def test_an_empty_model_answer_is_never_silence(app: Polpo) -> None:
         peer_id=PEER, text="hi", history=[]
     )
     assert reply.text == chat_module.NO_ANSWER
+
+
+async def test_an_unexpected_tool_failure_gives_an_apology(
+    app: Polpo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken() -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(app, "status", broken)
+    script = Script([call("get_status"), say("unreachable")])
+    reply = await ChatAgent(app, script.model()).respond(peer_id=PEER, text="status?", history=[])
+    assert reply.text == chat_module.APOLOGY_MODEL
+    assert reply.error is not None and "disk I/O error" in reply.error
+
+
+async def test_a_bug_in_the_turn_still_answers_and_keeps_the_session(
+    app: Polpo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await ChatAgent(app, Script([say("hello")]).model()).respond(
+        peer_id=PEER, text="hi", history=[]
+    )
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(chat_module, "bound_history", broken)
+    reply = await ChatAgent(app, Script([say("x")]).model()).respond(
+        peer_id=PEER, text="again", history=first.history
+    )
+    assert reply.text == chat_module.APOLOGY_MODEL
+    assert reply.history == first.history
+    assert reply.error is not None and "internal error" in reply.error

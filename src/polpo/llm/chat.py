@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_ai import Agent, UsageLimits, capture_run_messages
 from pydantic_ai.exceptions import (
+    AgentRunError,
     ModelAuthenticationError,
     ModelNotFoundError,
     ModelRateLimitError,
@@ -105,6 +106,14 @@ class ChatAgent:
         return self._model
 
     async def respond(self, *, peer_id: str, text: str, history: list[Any]) -> ChatReply:
+        try:
+            return await self._turn(peer_id, text, history)
+        except Exception as e:  # a bug of ours: still an answer, and the session is kept as it was
+            log.exception("chat turn crashed")
+            kept = history if isinstance(history, list) else []
+            return ChatReply(APOLOGY_MODEL, kept, error=f"internal error: {type(e).__name__}: {e}")
+
+    async def _turn(self, peer_id: str, text: str, history: list[Any]) -> ChatReply:
         chat = self.app.config.settings.chat
         budget = chat.history_max_tokens
         past = load_history(history)
@@ -136,10 +145,9 @@ class ChatAgent:
                 reply, error = self._apology(e, model)
                 messages = [*captured, ModelResponse(parts=[TextPart(reply)])]
                 return ChatReply(reply, dump_history(bound_history(messages, budget)), error=error)
-        new = result.new_messages()
-        answer = result.output.strip() if isinstance(result.output, str) else ""
-        if not answer:
-            answer = DONE if _called_tools(new) else NO_ANSWER
+        answer = result.output.strip() or (
+            DONE if _called_tools(result.new_messages()) else NO_ANSWER
+        )
         return ChatReply(answer, dump_history(bound_history(result.all_messages(), budget)))
 
     def _apology(self, e: Exception, model: Model) -> tuple[str, str]:
@@ -154,7 +162,7 @@ class ChatAgent:
                 f"timeout after {chat.turn_timeout_seconds:g}s",
             )
         detail = f"{type(e).__name__}: {e}"[:500]
-        log.warning("chat turn failed: %s", detail, exc_info=not _is_model_error(e))
+        log.warning("chat turn failed: %s", detail, exc_info=not isinstance(e, AgentRunError))
         if isinstance(e, ModelAuthenticationError):
             return APOLOGY_AUTH, f"model error: {detail}"
         if isinstance(e, ModelNotFoundError):
@@ -162,12 +170,6 @@ class ChatAgent:
         if isinstance(e, ModelRateLimitError):
             return APOLOGY_RATE, f"model error: {detail}"
         return APOLOGY_MODEL, f"model error: {detail}"
-
-
-def _is_model_error(e: Exception) -> bool:
-    from pydantic_ai.exceptions import AgentRunError
-
-    return isinstance(e, AgentRunError)
 
 
 def _called_tools(messages: list[ModelMessage]) -> bool:
