@@ -21,8 +21,8 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterator
-from typing import Literal
 
+from polpo.channels.base import TextFormat
 from polpo.gateway import chunking
 from polpo.gateway.chunking import CLOSE, Open, Text, Token
 from polpo.gateway.markdown import (
@@ -39,8 +39,6 @@ from polpo.gateway.markdown import (
     parse_markdown,
     plain_text,
 )
-
-TextFormat = Literal["whatsapp", "telegram", "plain"]
 
 #: Below this a part cannot hold reopened markup and some text.
 MIN_PART_LENGTH = 16
