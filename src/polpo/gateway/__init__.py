@@ -1,0 +1,1 @@
+"""The conversational gateway: inbound pipeline, commands, sessions, outbound formatting."""
