@@ -27,6 +27,12 @@ from telegram.error import (
 
 from polpo.errors import ChannelError
 
+# PTB 22 warns, even when it builds RetryAfter itself, that ``retry_after``
+# will become a timedelta; retry_after_seconds() reads both forms.
+warnings.filterwarnings(
+    "ignore", message=r".*attribute `retry_after` will be of type", module=r"telegram\."
+)
+
 
 class TelegramRetryAfter(ChannelError):
     """Telegram's flood control asked us to wait ``retry_after`` seconds (429)."""
@@ -38,10 +44,7 @@ class TelegramRetryAfter(ChannelError):
 
 def retry_after_seconds(exc: RetryAfter) -> float:
     """Seconds to wait, whatever form this PTB version reports it in."""
-    with warnings.catch_warnings():
-        # PTB 22 warns that the int form will become a timedelta; we accept both.
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
+    value = exc.retry_after
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return float(value)
