@@ -387,12 +387,15 @@ class TelegramChannel:
     async def _poll_once(self) -> None:
         bot = self._bot
         assert bot is not None
-        if self._account is None:
+        if self._state != "connected":
+            # A quick round trip, so the status says "connected" without
+            # waiting for a long poll to come back; it also checks the token.
             me = await bot.get_me()
             self._account = f"@{me.username}" if me.username else str(me.id)
-        if not self._inbound:
-            await self._set_state("connected", "send only (gateway.enableInbound is false)")
-            await asyncio.Event().wait()  # until stop() cancels us
+            if not self._inbound:
+                await self._set_state("connected", "send only (gateway.enableInbound is false)")
+                await asyncio.Event().wait()  # until stop() cancels us
+            await self._set_state("connected")
         updates = await bot.get_raw_updates(offset=self._offset, poll_seconds=self._poll_timeout)
         self._acked_offset = self._offset
         now = self._clock.now()

@@ -28,7 +28,7 @@ BUTTONS_PER_ROW = 3
 _LINK = re.compile(r"<a\s[^<>]*?href\s*=\s*\"([^\"]*)\"[^<>]*>(.*?)</a\s*>", re.I | re.S)
 _TAG = re.compile(
     r"</?(?:b|strong|i|em|u|ins|s|strike|del|span|tg-spoiler|tg-emoji|a|code|pre|blockquote)"
-    r"(?:\s[^<>]*)?/?>",
+    r"(?:\s+[a-zA-Z-]+\s*=\s*\"[^\"<>]*\"|\s+expandable)*\s*/?>",
     re.I,
 )
 
