@@ -19,7 +19,6 @@ from polpo.channels.base import ChannelStatus, InboundMessage
 from polpo.channels.telegram import TelegramChannel
 from polpo.clock import FakeClock
 
-
 _HERE = Path(__file__).parent
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import ManualSleep, RecordingListener
 from fake_bot_api import Changes, FakeBotApi, message
 
+from conftest import ManualSleep, RecordingListener
 from polpo.channels.base import OutboundMessage
 from polpo.channels.telegram import TelegramChannel
 from polpo.errors import ChannelError

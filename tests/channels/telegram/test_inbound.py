@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from conftest import ManualSleep, RecordingListener
 from fake_bot_api import DATE, Changes, FakeBotApi, callback, group_chat, message, user
 
+from conftest import ManualSleep, RecordingListener
 from polpo.channels.telegram import TelegramChannel
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import ManualSleep, RecordingListener
 from fake_bot_api import FakeBotApi
 
+from conftest import ManualSleep, RecordingListener
 from polpo.channels.base import Button, OutboundMessage
 from polpo.channels.telegram import TelegramChannel
 from polpo.channels.telegram.errors import TelegramRetryAfter
@@ -23,9 +23,7 @@ async def channel(
     return ch
 
 
-async def test_html_is_sent_with_parse_mode_html(
-    api: FakeBotApi, channel: TelegramChannel
-) -> None:
+async def test_html_is_sent_with_parse_mode_html(api: FakeBotApi, channel: TelegramChannel) -> None:
     result = await channel.send(OutboundMessage("4242", "<b>3 tasks</b> &amp; 1 approval"))
 
     assert api.sent == [

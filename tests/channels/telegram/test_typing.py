@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from conftest import ManualSleep, RecordingListener
 from fake_bot_api import Changes, FakeBotApi
 
+from conftest import ManualSleep, RecordingListener
 from polpo.channels.telegram import TelegramChannel
 from polpo.clock import FakeClock
 

@@ -392,16 +392,15 @@ class TelegramChannel:
             # waiting for a long poll to come back; it also checks the token.
             me = await bot.get_me()
             self._account = f"@{me.username}" if me.username else str(me.id)
+            # Anything dated before this was sent while we were not listening.
+            self._online_since = self._clock.now()
             if not self._inbound:
                 await self._set_state("connected", "send only (gateway.enableInbound is false)")
                 await asyncio.Event().wait()  # until stop() cancels us
             await self._set_state("connected")
         updates = await bot.get_raw_updates(offset=self._offset, poll_seconds=self._poll_timeout)
         self._acked_offset = self._offset
-        now = self._clock.now()
-        self._last_poll_at = now
-        if self._online_since is None:
-            self._online_since = now
+        self._last_poll_at = self._clock.now()
         await self._set_state("connected")
         for raw in updates:
             if self._stopping:
