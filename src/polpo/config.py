@@ -220,6 +220,13 @@ class TelegramChannelConfig(_ChannelBase):
     def _env(cls, v: str) -> str:
         return _check_env_name(v) or v
 
+    @field_validator("api_base_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/]+(/\S*)?$", v):
+            raise ValueError(f'must be an http(s) URL like "https://api.telegram.org"; got "{v}"')
+        return v.rstrip("/")
+
 
 ChannelConfig = Annotated[
     Union[WhatsAppChannelConfig, TelegramChannelConfig],  # noqa: UP007

@@ -59,6 +59,7 @@ COMMAND_MODULES: list[str] = [
     "polpo.cli.missions",  # mission add|list|show|start|cancel
     "polpo.cli.approvals",  # approvals list|show|approve|reject
     "polpo.cli.serve",  # serve
+    "polpo.cli.telegram",  # telegram status|delete-webhook
 ]
 
 for _name in COMMAND_MODULES:
