@@ -19,7 +19,6 @@ app = typer.Typer(
 )
 
 
-
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="telegram")
 
