@@ -6,6 +6,8 @@ these, so every act has one code path.
 
 from __future__ import annotations
 
+import asyncio
+
 from polpo.clock import SYSTEM_CLOCK, Clock
 from polpo.config import LoadedConfig
 from polpo.core.events import EventBus
@@ -30,6 +32,9 @@ class Polpo:
         self.missions = MissionService(self.ctx)
         self.approvals = ApprovalService(self.ctx)
         self.agents = AgentService(self.ctx)
+        #: set after committing outbox rows (see :func:`polpo.store.outbox.enqueue`);
+        #: the gateway's dispatcher waits on it between polls
+        self.outbox_ready = asyncio.Event()
 
     @classmethod
     async def open(

@@ -26,8 +26,16 @@ async def enqueue(
     inbox_id: int | None = None,
     ref: str | None = None,
     dedupe_key: str | None = None,
+    buttons: list[dict[str, str]] | None = None,
+    owner: str | None = None,
 ) -> int | None:
-    """Insert a pending outbox row; returns its id, or None if ``dedupe_key`` was already used."""
+    """Insert a pending outbox row; returns its id, or None if ``dedupe_key`` was already used.
+
+    ``text`` is Markdown: the gateway's dispatcher formats and splits it for
+    the channel when it sends. After the transaction commits, call
+    ``app.outbox_ready.set()`` so a running dispatcher sends it now rather
+    than at its next poll.
+    """
     if dedupe_key is not None:
         existing = (
             await conn.execute(sa.select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key))
@@ -44,6 +52,9 @@ async def enqueue(
             inbox_id=inbox_id,
             ref=ref,
             dedupe_key=dedupe_key,
+            buttons=buttons,
+            owner=owner,
+            parts_sent=0,
             status="pending",
             attempts=0,
             created_at=now,

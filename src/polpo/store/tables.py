@@ -202,6 +202,9 @@ inbox = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("outcome", sa.Text),  # why ignored / what was done
     sa.Column("processed_at", sa.Float),
+    # who processes it: None for ``polpo serve``; "simulate:<pid>" etc. for a
+    # one-off pipeline (``polpo simulate``) so a running server leaves it alone
+    sa.Column("owner", sa.Text),
     sa.UniqueConstraint("channel", "message_id", name="uq_inbox_channel_message"),
     sa.Index("ix_inbox_status", "status"),
 )
@@ -213,7 +216,14 @@ outbox = sa.Table(
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("chat_id", sa.Text, nullable=False),
     sa.Column("peer_id", sa.Text),
+    # Markdown; the dispatcher formats and splits it for the channel when sending
     sa.Column("text", sa.Text, nullable=False),
+    # quick-reply buttons: [{"label": …, "command": …}] (Telegram inline keyboard)
+    sa.Column("buttons", sa.JSON),
+    # how many of the rendered parts already went out (a restart resumes after them)
+    sa.Column("parts_sent", sa.Integer, nullable=False, server_default="0"),
+    # who sends it: None for ``polpo serve``; "simulate:<pid>" for ``polpo simulate``
+    sa.Column("owner", sa.Text),
     # what it answers or announces: the inbox id, or e.g. "approval:<id>"
     sa.Column("inbox_id", sa.Integer),
     sa.Column("ref", sa.Text),
