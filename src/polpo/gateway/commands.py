@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from polpo.channels.base import Button, ChannelStatus
 from polpo.core.states import TASK_STATUSES
-from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError
+from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError, ValidationError
 from polpo.peerid import display_peer
 
 if TYPE_CHECKING:
@@ -447,8 +447,9 @@ def find(name: str) -> Command | None:
 
 
 def _error_text(e: PolpoError) -> str:
+    """An error as one reply line; escaped, since it may quote names and titles."""
     text = " ".join(e.message.split())
-    return text[:1].upper() + text[1:]
+    return md(text[:1].upper() + text[1:])
 
 
 async def dispatch(ctx: CommandContext, text: str) -> CommandReply:
@@ -489,7 +490,12 @@ async def answer_pending(
         ref = pending.get("approval")
         if not isinstance(ref, str) or not text.strip():
             return None
-        return await _reject(ctx, ref, text)
+        try:
+            return await _reject(ctx, ref, text)
+        except ValidationError as e:
+            # e.g. a reason over the length limit: keep asking
+            await ctx.session.set_pending(pending)
+            return CommandReply(_error_text(e) + " Send the reason again.")
     except PolpoError as e:
         return CommandReply(_error_text(e))
     except Exception:
