@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from polpo.gateway.commands import (
     COMMANDS,
     CommandContext,
     CommandReply,
+    SingleFlight,
     answer_pending,
     dispatch,
     help_text,
@@ -449,3 +451,36 @@ async def test_an_unexpected_failure_is_an_apology(
     monkeypatch.setattr(app.tasks, "list", boom)
     reply = await say(app, session, "/tasks")
     assert reply.text == "Sorry, /tasks failed on my side. Please try again."
+
+
+async def test_single_flight_shares_runs_but_never_serves_an_older_snapshot() -> None:
+    runs: list[asyncio.Event] = []
+    started = asyncio.Event()
+
+    async def snapshot() -> int:
+        gate = asyncio.Event()
+        runs.append(gate)
+        started.set()
+        await gate.wait()
+        return len(runs)
+
+    flight = SingleFlight(snapshot)
+    first = asyncio.ensure_future(flight())
+    await started.wait()
+    # arrive while run 1 is in flight: they must get run 2, which starts after it
+    late = [asyncio.ensure_future(flight()) for _ in range(50)]
+    await asyncio.sleep(0)
+    assert len(runs) == 1
+    started.clear()
+    runs[0].set()
+    assert await first == 1
+    await started.wait()
+    runs[1].set()
+    assert await asyncio.gather(*late) == [2] * 50
+    assert len(runs) == 2
+
+
+async def test_concurrent_status_commands_all_answer(app: Polpo) -> None:
+    await app.tasks.add("one")
+    replies = await asyncio.gather(*(say(app, FakeSession(), "/status") for _ in range(30)))
+    assert all("Tasks: 1 pending" in r.text for r in replies)

@@ -14,11 +14,13 @@ backticks so they can be copied.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from polpo.channels.base import Button, ChannelStatus
 from polpo.core.states import TASK_STATUSES
@@ -28,6 +30,9 @@ from polpo.peerid import display_peer
 if TYPE_CHECKING:
     from polpo.app import Polpo
     from polpo.core.models import Approval
+    from polpo.services.status import StatusSummary
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +170,59 @@ def _channel_line(states: Mapping[str, tuple[str, str | None]]) -> list[str]:
     return out
 
 
+class SingleFlight(Generic[T]):
+    """Concurrent callers share one run of ``fn`` that started after they called.
+
+    Under load many peers send ``/status`` at once; they get one fresh
+    snapshot between them instead of one database round each. A caller
+    never gets a result computed before it arrived: while a run is in
+    flight, newcomers wait for the *next* run, which starts when it ends.
+    """
+
+    def __init__(self, fn: Callable[[], Awaitable[T]]) -> None:
+        self._fn = fn
+        self._running: asyncio.Future[T] | None = None
+        self._next: asyncio.Future[T] | None = None
+
+    async def __call__(self) -> T:
+        task: asyncio.Future[T]
+        if self._running is None:
+            task = asyncio.ensure_future(self._run(None))
+            self._running = task
+        else:
+            if self._next is None:
+                self._next = asyncio.ensure_future(self._run(self._running))
+            task = self._next
+        return await asyncio.shield(task)
+
+    async def _run(self, after: asyncio.Future[T] | None) -> T:
+        me = asyncio.current_task()
+        if after is not None:
+            await asyncio.wait([after])
+            self._running, self._next = self._next, None
+        try:
+            return await self._fn()
+        finally:
+            if self._running is me:
+                self._running = None
+
+
+_status_flights: weakref.WeakKeyDictionary[Polpo, SingleFlight[StatusSummary]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def project_status(app: Polpo) -> StatusSummary:
+    """``app.status()``, shared between concurrent ``/status`` commands."""
+    flight = _status_flights.get(app)
+    if flight is None:
+        flight = _status_flights[app] = SingleFlight(app.status)
+    return await flight()
+
+
 async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
     app = ctx.app
-    s = await app.status()
+    s = await project_status(app)
     lines = [f"📊 **{md(s.project)}**"]
     counts = [f"{n} {status.replace('_', ' ')}" for status, n in s.tasks.items() if n]
     lines.append("Tasks: " + (", ".join(counts) if counts else "none yet"))
