@@ -186,6 +186,10 @@ class SingleFlight(Generic[T]):
 
     async def __call__(self) -> T:
         task: asyncio.Future[T]
+        if self._running is not None and (
+            self._running.get_loop() is not asyncio.get_running_loop() or self._running.done()
+        ):
+            self._running = self._next = None  # left over from a closed event loop
         if self._running is None:
             task = asyncio.ensure_future(self._run(None))
             self._running = task
