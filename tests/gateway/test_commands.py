@@ -20,12 +20,12 @@ from polpo.gateway.commands import (
     COMMANDS,
     CommandContext,
     CommandReply,
-    SingleFlight,
     answer_pending,
     dispatch,
     help_text,
     parse_command,
 )
+from polpo.gateway.singleflight import SingleFlight
 from polpo.services.status import write_channel_state
 from polpo.store.tables import approvals, outbox
 from tests.services.peers_helpers import FRIEND, OWNER, TG_USER, open_project, pairing_request, seen

@@ -14,17 +14,17 @@ backticks so they can be copied.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from polpo.channels.base import Button, ChannelStatus
 from polpo.core.states import TASK_STATUSES
 from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError, ValidationError
+from polpo.gateway.singleflight import SingleFlight
 from polpo.peerid import display_peer
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from polpo.core.models import Approval
     from polpo.services.status import StatusSummary
 
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -168,47 +167,6 @@ def _channel_line(states: Mapping[str, tuple[str, str | None]]) -> list[str]:
         extra = f" ({md(_short(detail, 40))})" if detail and state != "connected" else ""
         out.append(f"{icon} {md(name)}: {state.replace('_', ' ')}{extra}")
     return out
-
-
-class SingleFlight(Generic[T]):
-    """Concurrent callers share one run of ``fn`` that started after they called.
-
-    Under load many peers send ``/status`` at once; they get one fresh
-    snapshot between them instead of one database round each. A caller
-    never gets a result computed before it arrived: while a run is in
-    flight, newcomers wait for the *next* run, which starts when it ends.
-    """
-
-    def __init__(self, fn: Callable[[], Awaitable[T]]) -> None:
-        self._fn = fn
-        self._running: asyncio.Future[T] | None = None
-        self._next: asyncio.Future[T] | None = None
-
-    async def __call__(self) -> T:
-        task: asyncio.Future[T]
-        if self._running is not None and (
-            self._running.get_loop() is not asyncio.get_running_loop() or self._running.done()
-        ):
-            self._running = self._next = None  # left over from a closed event loop
-        if self._running is None:
-            task = asyncio.ensure_future(self._run(None))
-            self._running = task
-        else:
-            if self._next is None:
-                self._next = asyncio.ensure_future(self._run(self._running))
-            task = self._next
-        return await asyncio.shield(task)
-
-    async def _run(self, after: asyncio.Future[T] | None) -> T:
-        me = asyncio.current_task()
-        if after is not None:
-            await asyncio.wait([after])
-            self._running, self._next = self._next, None
-        try:
-            return await self._fn()
-        finally:
-            if self._running is me:
-                self._running = None
 
 
 _status_flights: weakref.WeakKeyDictionary[Polpo, SingleFlight[StatusSummary]] = (
