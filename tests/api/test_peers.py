@@ -89,3 +89,14 @@ async def test_pairing_list_and_approve(api: httpx.AsyncClient, app: Polpo) -> N
     assert r.status_code == 409 and "No pairing request has code NOPE2222" in r.json()["error"]
     r = await api.get("/pairing", params={"status": "weird"})
     assert r.status_code == 422 and "unknown pairing status" in r.json()["error"]
+
+
+async def test_dashboard_lists_pairing_requests(api: httpx.AsyncClient) -> None:
+    root = str(api.base_url.copy_with(path="")).rstrip("/")
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = (await client.get(root + "/")).text
+        js = (await client.get(root + "/static/app.js")).text
+    assert '<section id="pairing">' in page
+    assert (
+        'api("/pairing")' in js and "/pairing/${encodeURIComponent(t.dataset.pair)}/approve" in js
+    )
