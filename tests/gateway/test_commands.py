@@ -28,7 +28,15 @@ from polpo.gateway.commands import (
 from polpo.gateway.singleflight import SingleFlight
 from polpo.services.status import write_channel_state
 from polpo.store.tables import approvals, outbox
-from tests.services.peers_helpers import FRIEND, OWNER, TG_USER, open_project, pairing_request, seen
+from tests.services.peers_helpers import (
+    FRIEND,
+    OWNER,
+    TG_USER,
+    loaded_for,
+    open_project,
+    pairing_request,
+    seen,
+)
 
 
 class FakeSession:
@@ -115,26 +123,31 @@ def test_parse_command_never_raises(text: str) -> None:
 NAMES = [*COMMANDS, "start", "Pair@bot", "x"]
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    name=st.sampled_from(NAMES),
-    args=st.one_of(
-        st.text(max_size=200),
-        st.sampled_from(["abcd", "ABCD2345", "k7m2 reason", "all", "running", "-", "`*_["]),
-    ),
-    admin=st.booleans(),
-)
-async def test_dispatch_never_raises(
-    tmp_path_factory: pytest.TempPathFactory, name: str, args: str, admin: bool
-) -> None:
-    # hypothesis and function-scoped fixtures do not mix: one project per example
-    root = tmp_path_factory.mktemp("p")
-    async with open_project(root, FakeClock()) as app:
-        await review_approval(app)
-        for text in (f"/{name} {args}", "/" + args):
-            reply = await dispatch(context(app, FakeSession(), admin=admin), text)
-            assert isinstance(reply.text, str) and reply.text
-            assert "failed on my side" not in reply.text
+def test_dispatch_never_raises(tmp_path: Path) -> None:
+    """Every command with random arguments, admin or not, on one project: always a reply."""
+    with asyncio.Runner() as runner:
+        app = runner.run(Polpo.open(loaded_for(tmp_path / "proj"), clock=FakeClock()))
+        runner.run(review_approval(app))
+
+        @settings(max_examples=150, deadline=None)
+        @given(
+            name=st.sampled_from(NAMES),
+            args=st.one_of(
+                st.text(max_size=200),
+                st.sampled_from(["abcd", "ABCD2345", "k7m2 reason", "all", "running", "-", "`*_["]),
+            ),
+            admin=st.booleans(),
+        )
+        def check(name: str, args: str, admin: bool) -> None:
+            for text in (f"/{name} {args}", "/" + args):
+                reply = runner.run(dispatch(context(app, FakeSession(), admin=admin), text))
+                assert isinstance(reply.text, str) and reply.text
+                assert "failed on my side" not in reply.text
+
+        try:
+            check()
+        finally:
+            runner.run(app.close())
 
 
 # -- help, unknown, admin ---------------------------------------------------------------------
