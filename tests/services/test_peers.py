@@ -18,6 +18,8 @@ from tests.services.peers_helpers import (
     FRIEND,
     OWNER,
     TG_USER,
+    gateway_config,
+    loaded_for,
     open_project,
     pairing_request,
     seen,
@@ -270,3 +272,25 @@ async def test_unlink(app: Polpo) -> None:
     assert not (await app.peers.access(TG_USER)).allowed
     with pytest.raises(NotFoundError, match="not linked"):
         await app.peers.unlink(OWNER, by="cli")
+
+
+async def test_an_open_channel_is_not_shared_through_a_link(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Anyone may talk on an open channel; linking that identity grants nothing elsewhere."""
+    cfg = gateway_config()
+    cfg["settings"]["notifications"]["channels"]["whatsapp"]["gateway"] = {
+        "dmPolicy": "open",
+        "admins": [],
+    }
+    app = await Polpo.open(loaded_for(tmp_path / "open", cfg), clock=clock)
+    try:
+        await app.peers.link(FRIEND, TG_USER, by="cli")
+        assert (await app.peers.access(FRIEND)).why == "open"
+        tg = await app.peers.access(TG_USER)
+        assert (tg.allowed, tg.why) == (False, "not allowed")
+        await app.peers.allow(FRIEND, by="cli")  # a personal grant is shared
+        tg = await app.peers.access(TG_USER)
+        assert (tg.allowed, tg.why, tg.via) == (True, "linked", FRIEND)
+    finally:
+        await app.close()

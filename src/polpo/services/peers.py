@@ -273,9 +273,12 @@ class PeerService:
         via = None
         others = tuple(m for m in members if m != row.id)
         for other in others:
-            o_allowed, _, o_admin = self._own_access(other, allowlisted)
+            o_allowed, o_why, o_admin = self._own_access(other, allowlisted)
             is_admin = is_admin or o_admin
-            if not allowed and o_allowed and not self._channel_disabled(row.id):
+            # only a personal grant is shared: "open" lets anyone in on that
+            # channel, it says nothing about the person
+            personal = o_why in ("admin", "allowFrom", "allowlist")
+            if not allowed and o_allowed and personal and not self._channel_disabled(row.id):
                 allowed, why, via = True, "linked", other
         return PeerInfo(
             id=row.id,
