@@ -294,3 +294,13 @@ async def test_an_open_channel_is_not_shared_through_a_link(
         assert (tg.allowed, tg.why, tg.via) == (True, "linked", FRIEND)
     finally:
         await app.close()
+
+
+async def test_allowing_a_peer_with_a_pending_code_approves_it(app: Polpo) -> None:
+    await pairing_request(app, "K7M2XPG9", TG_USER, "Bob", chat_id="4242")
+    app.outbox_ready.clear()
+    await app.peers.allow("telegram:4242", by="cli")
+    assert await app.peers.list_pairing() == []
+    (row,) = await outbox_rows(app)
+    assert row.chat_id == "4242" and "You're in" in row.text
+    assert app.outbox_ready.is_set()

@@ -349,10 +349,30 @@ class PeerService:
     # -- dynamic allowlist ----------------------------------------------------------
 
     async def allow(self, peer: str, *, by: str, source: str = "cli") -> PeerInfo:
-        """Put ``peer`` on the dynamic allowlist (idempotent)."""
+        """Put ``peer`` on the dynamic allowlist (idempotent).
+
+        A pending pairing request of the peer is approved with it, so the
+        requester is told they are in.
+        """
         peer_id = self.normalize(peer)
+        queued = False
         async with self.ctx.tx() as tx:
             await _allow_in(tx, peer_id, by=by, source=source)
+            # someone allowed while their pairing code waits: approve it, so they are told
+            rows = (
+                await tx.conn.execute(
+                    sa.select(pairing_requests).where(
+                        pairing_requests.c.peer_id == peer_id,
+                        pairing_requests.c.status == "pending",
+                        pairing_requests.c.expires_at > tx.now,
+                    )
+                )
+            ).all()
+            for row in rows:
+                done = await self._approve_in(tx, _pairing_from_row(row, tx.now), by)
+                queued = queued or done.outbox_id is not None
+        if queued and self.on_outbox is not None:
+            self.on_outbox()
         return await self.access(peer_id)
 
     async def revoke(self, peer: str, *, by: str) -> PeerInfo:
