@@ -32,6 +32,15 @@ def gateway_config(**gateway: Any) -> dict[str, Any]:
         "project": "demo",
         "agents": [{"name": "coder", "role": "Senior engineer"}],
         "settings": {
+            "approvalGates": [
+                {
+                    "name": "review",
+                    "hook": "task:complete",
+                    "agents": ["coder"],
+                    "timeoutMinutes": 60,
+                    "onTimeout": "reject",
+                }
+            ],
             "notifications": {
                 "channels": {
                     "wa": {"type": "whatsapp", "gateway": gw},
@@ -44,7 +53,7 @@ def gateway_config(**gateway: Any) -> dict[str, Any]:
                         },
                     },
                 }
-            }
+            },
         },
     }
 
@@ -92,6 +101,29 @@ async def open_project(tmp_path: Path, clock: FakeClock) -> AsyncIterator[OpenPr
 @pytest.fixture
 def whatsapp(clock: FakeClock) -> MemoryChannel:
     return MemoryChannel("whatsapp", clock=clock)
+
+
+@pytest.fixture
+def telegram(clock: FakeClock) -> MemoryChannel:
+    return MemoryChannel("telegram", clock=clock)
+
+
+async def inbox_rows(app: Polpo) -> list[Any]:
+    import sqlalchemy as sa
+
+    from polpo.store.tables import inbox
+
+    async with app.store.read() as conn:
+        return list((await conn.execute(sa.select(inbox).order_by(inbox.c.id))).all())
+
+
+async def outbox_rows(app: Polpo) -> list[Any]:
+    import sqlalchemy as sa
+
+    from polpo.store.tables import outbox
+
+    async with app.store.read() as conn:
+        return list((await conn.execute(sa.select(outbox).order_by(outbox.c.id))).all())
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,8 @@ class MemoryChannel:
         self._fail: list[ChannelError] = []
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
+        # ids unique across instances: a new channel on the same database is no duplicate
+        self._token = secrets.token_hex(4)
 
     # -- Channel -------------------------------------------------------------
 
@@ -92,7 +95,7 @@ class MemoryChannel:
             raise self._fail.pop(0)
         if self.on_send is not None:
             self.on_send(message)
-        sent = SentMessage(message, f"{self.name}-out-{next(self._ids)}")
+        sent = SentMessage(message, f"{self.name}-out-{self._token}-{next(self._ids)}")
         self.sent.append(sent)
         async with self._changed:
             self._changed.notify_all()
@@ -125,7 +128,7 @@ class MemoryChannel:
             channel=self.name,
             peer=peer,
             chat_id=chat_id if chat_id is not None else _default_chat(self.name, peer),
-            message_id=message_id or f"{self.name}-in-{next(self._ids)}",
+            message_id=message_id or f"{self.name}-in-{self._token}-{next(self._ids)}",
             text=text,
             timestamp=self.clock.now() if timestamp is None else timestamp,
             display_name=display_name,

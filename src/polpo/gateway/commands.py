@@ -93,6 +93,17 @@ async def dispatch(ctx: CommandContext, text: str) -> CommandReply:
                 f"*{s.project}*\nTasks: {tasks}\nPending approvals: {s.pending_approvals}"
                 + (f"\nChannels: {chans}" if chans else "")
             )
+        if name in ("approve", "reject") and _args:
+            if not ctx.is_admin:
+                return CommandReply("Only an admin can decide approvals.")
+            ref, _, reason = _args.partition(" ")
+            if name == "approve":
+                a = await ctx.app.approvals.approve(ref, by=ctx.peer_id)
+                return CommandReply(f"Approved {a.short_id}.")
+            if not reason.strip():
+                return CommandReply(f"Why do you reject {ref}? Send /reject {ref} REASON.")
+            a = await ctx.app.approvals.reject(ref, by=ctx.peer_id, feedback=reason)
+            return CommandReply(f"Rejected {a.short_id}.")
         if name == "new":
             await ctx.session.reset()
             return CommandReply("Started a new conversation.")

@@ -678,7 +678,7 @@ def precheck(msg: InboundMessage, gw: GatewayConfig | None) -> str | None:
             return "self-chat off"
     elif msg.is_from_me:
         return "from me"
-    if msg.kind == "unsupported":
+    if msg.kind not in ("text", "edit", "reaction", "media"):
         return "unsupported message type"
     if msg.kind == "reaction" and not msg.reaction:
         return "reaction removed"
@@ -723,12 +723,17 @@ _STR_FIELDS = (
 )
 
 
+_REQUIRED = frozenset({"channel", "peer", "chat_id", "message_id", "text"})
+
+
 def sanitize(message: InboundMessage) -> InboundMessage:
     """Make any message storable: valid Unicode, strings where strings belong, an id."""
     changes: dict[str, Any] = {}
     for name in _STR_FIELDS:
         value = getattr(message, name)
         if value is None:
+            if name in _REQUIRED:
+                changes[name] = ""
             continue
         if not isinstance(value, str):
             value = str(value)
