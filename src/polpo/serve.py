@@ -103,6 +103,7 @@ async def build_serve_host(app: Polpo, options: ServeOptions) -> Host:
     # -- features: ONE line each, in this order --------------------------------
     # runner: added by the runner feature
     # gateway/channels: added by the gateway feature (publishes host.registry["channels"])
+    __import__("polpo.gateway.component").gateway.component.add_gateway(host)
     # notifications: added by the notifications feature
     # ---------------------------------------------------------------------------
     host.add(ApiServer(app, host, options))
