@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from polpo.gateway.commands import (
     help_text,
     parse_command,
 )
+from polpo.gateway.singleflight import SingleFlight
 from polpo.services.status import write_channel_state
 from polpo.store.tables import approvals, outbox
 from tests.services.peers_helpers import FRIEND, OWNER, TG_USER, open_project, pairing_request, seen
@@ -110,14 +112,29 @@ def test_parse_command_never_raises(text: str) -> None:
         assert text.lstrip().startswith("/")
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.text(max_size=200))
-async def test_dispatch_never_raises(tmp_path_factory: pytest.TempPathFactory, text: str) -> None:
-    # hypothesis and function-scoped fixtures do not mix: one project per example run
+NAMES = [*COMMANDS, "start", "Pair@bot", "x"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    name=st.sampled_from(NAMES),
+    args=st.one_of(
+        st.text(max_size=200),
+        st.sampled_from(["abcd", "ABCD2345", "k7m2 reason", "all", "running", "-", "`*_["]),
+    ),
+    admin=st.booleans(),
+)
+async def test_dispatch_never_raises(
+    tmp_path_factory: pytest.TempPathFactory, name: str, args: str, admin: bool
+) -> None:
+    # hypothesis and function-scoped fixtures do not mix: one project per example
     root = tmp_path_factory.mktemp("p")
     async with open_project(root, FakeClock()) as app:
-        reply = await dispatch(context(app, FakeSession()), "/" + text)
-        assert isinstance(reply.text, str) and reply.text
+        await review_approval(app)
+        for text in (f"/{name} {args}", "/" + args):
+            reply = await dispatch(context(app, FakeSession(), admin=admin), text)
+            assert isinstance(reply.text, str) and reply.text
+            assert "failed on my side" not in reply.text
 
 
 # -- help, unknown, admin ---------------------------------------------------------------------
@@ -328,6 +345,26 @@ async def test_pending_reason_expires_after_ten_minutes(
     assert await answer_pending(context(app, session), {"kind": "other"}, "x") is None
 
 
+async def test_a_too_long_reason_is_asked_again(app: Polpo, session: FakeSession) -> None:
+    a = await review_approval(app)
+    await say(app, session, f"/reject {a.short_id}")
+    pending = session.pending
+    assert pending is not None
+    session.pending = None  # the gateway clears it before answering
+    reply = await answer_pending(context(app, session), pending, "x" * 5000)
+    assert reply is not None and "at most 4000 characters" in reply.text
+    assert reply.text.endswith("Send the reason again.")
+    assert session.pending == pending
+    assert (await app.approvals.get(a.id)).status == "pending"
+
+
+async def test_names_in_errors_cannot_become_markup(app: Polpo, session: FakeSession) -> None:
+    await pairing_request(app, "AAAABBBB", TG_USER, "*Bob*")
+    await app.peers.approve_pairing("AAAABBBB", by="cli")
+    reply = await say(app, session, "/pair AAAABBBB")
+    assert "\\*Bob\\* (telegram:4242)" in reply.text
+
+
 async def test_pending_reason_for_an_approval_decided_meanwhile(
     app: Polpo, session: FakeSession
 ) -> None:
@@ -414,3 +451,36 @@ async def test_an_unexpected_failure_is_an_apology(
     monkeypatch.setattr(app.tasks, "list", boom)
     reply = await say(app, session, "/tasks")
     assert reply.text == "Sorry, /tasks failed on my side. Please try again."
+
+
+async def test_single_flight_shares_runs_but_never_serves_an_older_snapshot() -> None:
+    runs: list[asyncio.Event] = []
+    started = asyncio.Event()
+
+    async def snapshot() -> int:
+        gate = asyncio.Event()
+        runs.append(gate)
+        started.set()
+        await gate.wait()
+        return len(runs)
+
+    flight = SingleFlight(snapshot)
+    first = asyncio.ensure_future(flight())
+    await started.wait()
+    # arrive while run 1 is in flight: they must get run 2, which starts after it
+    late = [asyncio.ensure_future(flight()) for _ in range(50)]
+    await asyncio.sleep(0)
+    assert len(runs) == 1
+    started.clear()
+    runs[0].set()
+    assert await first == 1
+    await started.wait()
+    runs[1].set()
+    assert await asyncio.gather(*late) == [2] * 50
+    assert len(runs) == 2
+
+
+async def test_concurrent_status_commands_all_answer(app: Polpo) -> None:
+    await app.tasks.add("one")
+    replies = await asyncio.gather(*(say(app, FakeSession(), "/status") for _ in range(30)))
+    assert all("Tasks: 1 pending" in r.text for r in replies)

@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from polpo.channels.base import Button, ChannelStatus
 from polpo.core.states import TASK_STATUSES
-from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError
+from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError, ValidationError
+from polpo.gateway.singleflight import SingleFlight
 from polpo.peerid import display_peer
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
     from polpo.core.models import Approval
+    from polpo.services.status import StatusSummary
+
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +169,22 @@ def _channel_line(states: Mapping[str, tuple[str, str | None]]) -> list[str]:
     return out
 
 
+_status_flights: weakref.WeakKeyDictionary[Polpo, SingleFlight[StatusSummary]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def project_status(app: Polpo) -> StatusSummary:
+    """``app.status()``, shared between concurrent ``/status`` commands."""
+    flight = _status_flights.get(app)
+    if flight is None:
+        flight = _status_flights[app] = SingleFlight(app.status)
+    return await flight()
+
+
 async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
     app = ctx.app
-    s = await app.status()
+    s = await project_status(app)
     lines = [f"📊 **{md(s.project)}**"]
     counts = [f"{n} {status.replace('_', ' ')}" for status, n in s.tasks.items() if n]
     lines.append("Tasks: " + (", ".join(counts) if counts else "none yet"))
@@ -447,8 +464,9 @@ def find(name: str) -> Command | None:
 
 
 def _error_text(e: PolpoError) -> str:
+    """An error as one reply line; escaped, since it may quote names and titles."""
     text = " ".join(e.message.split())
-    return text[:1].upper() + text[1:]
+    return md(text[:1].upper() + text[1:])
 
 
 async def dispatch(ctx: CommandContext, text: str) -> CommandReply:
@@ -489,7 +507,12 @@ async def answer_pending(
         ref = pending.get("approval")
         if not isinstance(ref, str) or not text.strip():
             return None
-        return await _reject(ctx, ref, text)
+        try:
+            return await _reject(ctx, ref, text)
+        except ValidationError as e:
+            # e.g. a reason over the length limit: keep asking
+            await ctx.session.set_pending(pending)
+            return CommandReply(_error_text(e) + " Send the reason again.")
     except PolpoError as e:
         return CommandReply(_error_text(e))
     except Exception:

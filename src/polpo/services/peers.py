@@ -543,7 +543,7 @@ class PeerService:
             target = await _canonical(tx.conn, row.peer_id)
             if target == await _canonical(tx.conn, peer_id):
                 raise LinkError(
-                    "That code belongs to this identity. Send /link CODE from your *other* channel."
+                    "That code belongs to this identity. Send /link CODE from your other channel."
                 )
             await tx.conn.execute(
                 link_codes.update()
