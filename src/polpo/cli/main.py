@@ -61,6 +61,7 @@ COMMAND_MODULES: list[str] = [
     "polpo.cli.serve",  # serve
     "polpo.cli.telegram",  # telegram status|delete-webhook
     "polpo.cli.peers",  # peers list|allow|revoke|link|unlink, pair list|approve
+    "polpo.cli.simulate",  # simulate, chat
 ]
 
 for _name in COMMAND_MODULES:

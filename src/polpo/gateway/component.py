@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from polpo.channels.base import Channel
+from polpo.channels.base import Channel, ChannelStatus
 from polpo.gateway.dispatcher import OutboxDispatcher
 from polpo.gateway.pipeline import ChannelSettings, Gateway
 from polpo.gateway.writes import WriteBatcher
@@ -43,12 +43,18 @@ class GatewayComponent:
         pace_seconds: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         poll_seconds: float = 2.0,
+        status_source: Callable[[], Sequence[ChannelStatus]] | None = None,
     ) -> None:
         self.app = app
         self.owner = owner
         self.batcher = WriteBatcher(app.ctx)
         self.gateway = Gateway(
-            app, responder=responder, owner=owner, configs=configs, batcher=self.batcher
+            app,
+            responder=responder,
+            owner=owner,
+            configs=configs,
+            batcher=self.batcher,
+            status_source=status_source,
         )
         self.channels: list[Channel] = []
         self.dispatchers: dict[str, OutboxDispatcher] = {}

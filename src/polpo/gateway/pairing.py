@@ -26,7 +26,7 @@ RESEND_AFTER_SECONDS = 10 * 60
 
 PAIRING_REPLY = (
     "Hi{name}! This is a private assistant. To get access, send this pairing code "
-    "to its owner:\n\n*{code}*\n\nThey approve it with /pair {code}. "
+    "to its owner:\n\n**{code}**\n\nThey approve it with /pair {code}. "
     "The code expires in 60 minutes."
 )
 

@@ -559,7 +559,7 @@ class Gateway:
                     tx,
                 )
                 return f"pairing:{outcome.what}"
-            await _mark(work.inbox_id, "ignored", f"pairing: {outcome.what}", tx)
+            await _mark(work.inbox_id, "ignored", _PAIRING_SILENCE[outcome.what], tx)
             return f"ignored:pairing {outcome.what}"
         await _mark(work.inbox_id, "ignored", access.why, tx)
         return f"ignored:{access.why}"
@@ -661,6 +661,12 @@ class Gateway:
 
 
 # -- helpers -------------------------------------------------------------------
+
+
+_PAIRING_SILENCE = {
+    "throttled": "pairing: code already sent less than 10 minutes ago",
+    "full": "pairing: 3 requests already pending on this channel",
+}
 
 
 def precheck(msg: InboundMessage, gw: GatewayConfig | None) -> str | None:
