@@ -20,6 +20,7 @@ from polpo.app import Polpo
 from polpo.config import PolpoConfig
 from polpo.errors import PolpoError
 from polpo.host import Host
+from polpo.runner.component import add_runner
 from polpo.services.events import EventTail
 
 log = logging.getLogger("polpo.serve")
@@ -101,7 +102,7 @@ async def build_serve_host(app: Polpo, options: ServeOptions) -> Host:
     host = Host(app)
     host.add(EventTailComponent(app))
     # -- features: ONE line each, in this order --------------------------------
-    # runner: added by the runner feature
+    add_runner(host)  # runner (unless settings.runner.enabled is false)
     # gateway/channels: added by the gateway feature (publishes host.registry["channels"])
     # notifications: added by the notifications feature
     # ---------------------------------------------------------------------------
