@@ -82,6 +82,7 @@ def run(
                     for t in report.awaiting
                 ],
                 "runningElsewhere": [t.to_dict() for t in report.running_elsewhere],
+                "interrupted": [t.to_dict() for t in report.interrupted],
                 "pending": report.blocked,
             }
         )
@@ -90,6 +91,11 @@ def run(
         summary = f"Ran {len(report.finished)} task{'s' if len(report.finished) != 1 else ''}"
         summary += f": {done} done, {len(failed)} failed" if report.finished else ""
         out.print(summary + ".")
+        for t in report.interrupted:
+            out.print(
+                f"⚠ {t.short_id} {esc(t.title)} was interrupted (its runner stopped mid-run); "
+                f"retry it with: polpo task retry {t.short_id}"
+            )
         for t in report.awaiting:
             a = approvals.get(t.id)
             how = (

@@ -126,6 +126,8 @@ class DrainReport:
     finished: list[Task] = field(default_factory=list)
     awaiting: list[Task] = field(default_factory=list)
     running_elsewhere: list[Task] = field(default_factory=list)
+    #: runs of dead runners found and marked interrupted (their tasks failed, retryable)
+    interrupted: list[Task] = field(default_factory=list)
     blocked: int = 0
 
 
@@ -161,6 +163,7 @@ class Runner:
         self._unsubscribe: list[Callable[[], None]] = []
         self._last_recover = float("-inf")
         self._finished: list[str] = []
+        self._interrupted: list[str] = []
         LIVE_WORKERS.add(self.worker)
 
     # -- wiring ----------------------------------------------------------------
@@ -648,6 +651,7 @@ class Runner:
                 out.append(
                     await self.app.tasks.transition(tx, task, "failed", by="runner", error=error)
                 )
+                self._interrupted.append(task.id)
                 log.warning("task %s was interrupted (%s); marked failed", task.short_id, who)
         return out
 
@@ -669,6 +673,8 @@ class Runner:
         async with self.ctx.read() as conn:
             for task_id in dict.fromkeys(self._finished):
                 report.finished.append(await records.get_task(conn, task_id))
+            for task_id in dict.fromkeys(self._interrupted):
+                report.interrupted.append(await records.get_task(conn, task_id))
             report.awaiting = await records.list_tasks(
                 conn, status=["awaiting_approval"], oldest_first=True
             )
