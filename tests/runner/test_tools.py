@@ -24,6 +24,10 @@ from polpo.store.tables import task_runs
 from tests.runner.conftest import OpenProject, Script, make_runner
 
 
+def _real(p: Path) -> str:
+    return str(p.resolve())
+
+
 @pytest.fixture
 def outside(tmp_path: Path) -> Path:
     d = tmp_path / "outside"
@@ -45,7 +49,7 @@ async def test_path_escapes_by_the_model_are_refused_and_recorded(
         ("read_file", {"path": "leak.txt"}),
         ("write_file", {"path": "../outside/secret.txt", "content": "pwned"}),
         ("write_file", {"path": "link/new.txt", "content": "pwned"}),
-        ("write_file", {"path": "/tmp/polpo-escape-test.txt", "content": "pwned"}),
+        ("write_file", {"path": str(outside / "abs.txt"), "content": "pwned"}),
         ("list_files", {"path": ".."}),
         ("search_files", {"pattern": "SECRET", "path": "link"}),
         ("read_file", {"path": ".polpo/polpo.json"}),
@@ -58,7 +62,7 @@ async def test_path_escapes_by_the_model_are_refused_and_recorded(
 
     assert (outside / "secret.txt").read_text() == "TOP SECRET"
     assert not (outside / "new.txt").exists()
-    assert not Path("/tmp/polpo-escape-test.txt").exists()
+    assert sorted(os.listdir(outside)) == ["secret.txt"]
     assert "project" in (root / ".polpo" / "polpo.json").read_text()
     # the model was told, each time, and can go on
     assert len(script.tool_results) == len(attempts)
@@ -129,7 +133,7 @@ async def test_run_command_runs_in_the_project_with_a_timeout_and_no_secrets(
     await make_runner(app, script).drain()
     out = script.tool_results[0]
     assert out.startswith("exit code 0")
-    assert str(root.resolve()) in out
+    assert _real(root) in out
     assert (root / "made.txt").exists()
     assert "sk-should-not-leak" not in out and "key=\n" in out + "\n"
 
