@@ -20,6 +20,7 @@ from polpo.app import Polpo
 from polpo.config import PolpoConfig
 from polpo.errors import PolpoError
 from polpo.host import Host
+from polpo.notifications import add_notifications
 from polpo.runner.component import add_runner
 from polpo.services.events import EventTail
 
@@ -104,7 +105,7 @@ async def build_serve_host(app: Polpo, options: ServeOptions) -> Host:
     # -- features: ONE line each, in this order --------------------------------
     add_runner(host)  # runner (unless settings.runner.enabled is false)
     # gateway/channels: added by the gateway feature (publishes host.registry["channels"])
-    # notifications: added by the notifications feature
+    add_notifications(host)  # notifications: events → rules → outbox
     # ---------------------------------------------------------------------------
     host.add(ApiServer(app, host, options))
     return host
