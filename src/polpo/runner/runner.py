@@ -162,8 +162,11 @@ class Runner:
         self._wake = asyncio.Event()
         self._unsubscribe: list[Callable[[], None]] = []
         self._last_recover = float("-inf")
+        self._last_expire = float("-inf")
         self._finished: list[str] = []
         self._interrupted: list[str] = []
+        #: a task failed or was cancelled: its dependents must be failed too (full scan)
+        self._failures_seen = True
         LIVE_WORKERS.add(self.worker)
 
     # -- wiring ----------------------------------------------------------------
@@ -181,6 +184,8 @@ class Runner:
         self._unsubscribe.clear()
 
     async def _on_event(self, ev: Event) -> None:
+        if ev.type in ("task:failed", "task:cancelled"):
+            self._failures_seen = True
         if ev.type == "task:cancelled":
             run = self._inflight.get(str(ev.payload.get("taskId")))
             if run is not None and run.job is not None and not run.job.done():
@@ -225,8 +230,10 @@ class Runner:
             while True:
                 self._wake.clear()
                 changed = await self.tick()
-                if self._inflight or changed:
-                    if self._inflight:
+                # a run that ended (or an event that came) during the tick sets the wake:
+                # look again before deciding there is nothing left
+                if self._inflight or changed or self._wake.is_set():
+                    if self._inflight and not changed:
                         await self._sleep()
                     continue
                 if not wait or not await self._anything_to_wait_for():
@@ -269,21 +276,15 @@ class Runner:
 
     async def tick(self) -> int:
         """Expire due approvals, recover dead runs, start ready tasks; returns how much changed."""
-        changed = len(await self.app.approvals.expire_due())
+        changed = 0
+        now = self.ctx.clock.now()
+        if now - self._last_expire >= 1.0:  # timeouts are minutes: once a second is plenty
+            self._last_expire = now
+            changed += len(await self.app.approvals.expire_due())
         if self.ctx.clock.now() - self._last_recover >= RECOVER_EVERY:
             changed += len(await self.recover())
         cfg = self.ctx.config
         async with self.ctx.read() as conn:
-            candidates = await self._candidates(conn)
-            dep_ids = {d for t in candidates for d in t.depends_on}
-            dep_status: dict[str, tuple[str, str]] = {}
-            if dep_ids:
-                rows = await conn.execute(
-                    sa.select(tasks.c.id, tasks.c.status, tasks.c.short_id).where(
-                        tasks.c.id.in_(list(dep_ids))
-                    )
-                )
-                dep_status = {r.id: (r.status, r.short_id) for r in rows}
             running: dict[str | None, int] = dict(
                 (
                     await conn.execute(
@@ -293,6 +294,25 @@ class Runner:
                     )
                 ).all()
             )
+            # only tasks an agent with a free slot could take, unless a failure may
+            # have broken some dependencies (then every pending task is looked at)
+            full_scan = self._failures_seen or not cfg.agents
+            self._failures_seen = False
+            free = [a.name for a in cfg.agents if running.get(a.name, 0) < a.max_concurrency]
+            if not full_scan and not free:
+                return changed
+            candidates = await self._candidates(
+                conn, None if full_scan else free, [a.name for a in cfg.agents]
+            )
+            dep_ids = {d for t in candidates for d in t.depends_on}
+            dep_status: dict[str, tuple[str, str]] = {}
+            if dep_ids:
+                rows = await conn.execute(
+                    sa.select(tasks.c.id, tasks.c.status, tasks.c.short_id).where(
+                        tasks.c.id.in_(list(dep_ids))
+                    )
+                )
+                dep_status = {r.id: (r.status, r.short_id) for r in rows}
         for task in candidates:
             broken = [(dep_status.get(d, ("missing", d[:8]))) for d in task.depends_on]
             bad = [(s, short) for s, short in broken if s in ("failed", "cancelled", "missing")]
@@ -324,7 +344,9 @@ class Runner:
                 changed += 1
         return changed
 
-    async def _candidates(self, conn: Any) -> list[Task]:
+    async def _candidates(
+        self, conn: Any, free: list[str] | None, configured: list[str]
+    ) -> list[Task]:
         q = (
             sa.select(tasks)
             .outerjoin(missions, missions.c.id == tasks.c.mission_id)
@@ -332,10 +354,20 @@ class Runner:
                 tasks.c.status == "pending",
                 sa.or_(tasks.c.mission_id.is_(None), missions.c.status == "active"),
             )
-            .order_by(tasks.c.mission_id, tasks.c.position, tasks.c.created_at, tasks.c.id)
-            .limit(MAX_CANDIDATES)
         )
-        return [records.task_from_row(r) for r in (await conn.execute(q)).all()]
+        if free is not None:
+            default_free = bool(configured) and configured[0] in free
+            q = q.where(
+                sa.or_(
+                    tasks.c.agent.in_(free),
+                    tasks.c.agent.not_in(configured),  # to fail them clearly
+                    tasks.c.agent.is_(None) if default_free else sa.false(),
+                )
+            )
+        q = q.order_by(tasks.c.mission_id, tasks.c.position, tasks.c.created_at, tasks.c.id)
+        return [
+            records.task_from_row(r) for r in (await conn.execute(q.limit(MAX_CANDIDATES))).all()
+        ]
 
     def _agent_for(self, task: Task) -> AgentConfig | None:
         cfg = self.ctx.config
