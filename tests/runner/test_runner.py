@@ -470,3 +470,61 @@ async def test_a_run_left_by_a_stopped_runner_of_this_process_is_recovered(
 @pytest.mark.parametrize("owner", ["", None])
 def test_a_lease_without_owner_is_dead(owner: str | None) -> None:
     assert owner_is_dead(owner)
+
+
+async def test_one_drain_runs_a_long_queue_to_the_end(open_project: OpenProject) -> None:
+    """Runs that end while the runner is looking for work must not end the drain early."""
+    app = await open_project()
+    for i in range(40):
+        await app.tasks.add(f"Job {i}", agent="coder")  # coder: one at a time
+    report = await make_runner(app, Script(["ok"])).drain()
+    assert len(report.finished) == 40 and report.blocked == 0
+    assert await app.tasks.counts_by_status() == {"done": 40}
+
+
+async def test_serve_mode_runs_tasks_as_they_come_and_after_approvals(
+    open_project: OpenProject,
+) -> None:
+    from polpo.runner.component import RunnerComponent
+
+    app = await open_project(
+        approvalGates=[{"name": "plan", "hook": "task:start", "agents": ["writer"]}],
+        runner={"pollSeconds": 60},  # only events can wake it in time
+    )
+    done = asyncio.Event()
+
+    async def on_done(ev: Any) -> None:
+        done.set()
+
+    app.bus.subscribe("task:done", on_done)
+    component = RunnerComponent(app, model_factory=Script(["ok"]).factory())
+    await component.start()
+    try:
+        task = await app.tasks.add("Now", agent="coder")
+        await asyncio.wait_for(done.wait(), 10)
+        assert (await app.tasks.get(task.id)).status == "done"
+
+        done.clear()
+        gated = await app.tasks.add("Later", agent="writer")
+        (approval,) = await _wait_for_approval(app)
+        assert (await app.tasks.get(gated.id)).status == "awaiting_approval"
+        await app.approvals.approve(approval.id, by="telegram:1")
+        await asyncio.wait_for(done.wait(), 10)
+        assert (await app.tasks.get(gated.id)).status == "done"
+    finally:
+        await component.stop()
+
+
+async def _wait_for_approval(app: Polpo) -> list[Any]:
+    requested = asyncio.Event()
+
+    async def on_req(ev: Any) -> None:
+        requested.set()
+
+    unsubscribe = app.bus.subscribe("approval:requested", on_req)
+    try:
+        if not await app.approvals.list():
+            await asyncio.wait_for(requested.wait(), 10)
+        return await app.approvals.list()
+    finally:
+        unsubscribe()
