@@ -273,3 +273,22 @@ async def test_add_notifications_registers_one_component(app: Polpo) -> None:
     host = Host(app)
     add_notifications(host)
     assert [c.name for c in host.components] == ["notifications"]
+
+
+async def test_a_request_answered_before_its_alert_went_out_is_not_announced(app: Polpo) -> None:
+    notifier = Notifier(app)
+    await notifier.ensure_table()
+    approval = await request_approval(app)
+    await app.approvals.approve(approval.id, by="cli")  # decided while serve was down
+    assert await notifier.process() == 0
+    assert await outbox_rows(app) == []
+
+
+async def test_no_runner_in_serve_when_disabled(root: Path, clock: FakeClock) -> None:
+    path = write_config(root, runner={"enabled": False})
+    app = await Polpo.open(load_config(path), clock=clock)
+    try:
+        host = await build_serve_host(app, ServeOptions(port=0))
+        assert "runner" not in [c.name for c in host.components]
+    finally:
+        await app.close()

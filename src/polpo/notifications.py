@@ -42,7 +42,7 @@ from polpo.core.models import Event
 from polpo.peerid import PeerIdError, default_chat_id, display_peer, normalize_peer, split_peer
 from polpo.store import outbox as outbox_store
 from polpo.store.records import event_from_row
-from polpo.store.tables import events, notification_cursor
+from polpo.store.tables import approvals, events, notification_cursor, pairing_requests
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -271,6 +271,27 @@ def alerts_for(config: PolpoConfig, channels: Mapping[str, AlertChannel], ev: Ev
 # -- the notifier ----------------------------------------------------------------------
 
 
+async def _already_settled(conn: Any, ev: Event, now: float) -> bool:
+    """A request that was answered before its alert went out needs no alert."""
+    if ev.type == "approval:requested" and ev.payload.get("approvalId"):
+        status = (
+            await conn.execute(
+                sa.select(approvals.c.status).where(approvals.c.id == ev.payload["approvalId"])
+            )
+        ).scalar()
+        return status is not None and status != "pending"
+    if ev.type == "peer:pairing_requested" and ev.payload.get("code"):
+        row = (
+            await conn.execute(
+                sa.select(pairing_requests.c.status, pairing_requests.c.expires_at).where(
+                    pairing_requests.c.code == ev.payload["code"]
+                )
+            )
+        ).first()
+        return row is not None and (row.status != "pending" or row.expires_at <= now)
+    return False
+
+
 class Notifier:
     """Follows the event log and enqueues alerts. Run one per project (``polpo serve``)."""
 
@@ -342,6 +363,8 @@ class Notifier:
                 ev = event_from_row(row)
                 if now - ev.created_at > self.max_age_seconds:
                     continue  # happened long before we could tell anyone: stale news
+                if await _already_settled(conn, ev, now):
+                    continue  # e.g. approved while serve was down: nothing left to ask
                 for alert in alerts_for(config, channels, ev):
                     rid = await outbox_store.enqueue(
                         conn,
