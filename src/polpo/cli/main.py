@@ -56,7 +56,8 @@ def _root(
 COMMAND_MODULES: list[str] = [
     "polpo.cli.project",  # init, config check, status, agents
     "polpo.cli.tasks",  # task add|list|show|cancel|retry
-    "polpo.cli.missions",  # mission add|list|show|start|cancel
+    "polpo.cli.missions",  # mission add|list|show|start|run|cancel
+    "polpo.cli.run",  # run (drain the task queue once)
     "polpo.cli.approvals",  # approvals list|show|approve|reject
     "polpo.cli.serve",  # serve
     "polpo.cli.telegram",  # telegram status|delete-webhook
