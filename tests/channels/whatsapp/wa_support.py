@@ -54,6 +54,13 @@ class Changes:
         await asyncio.wait_for(_wait(), within)
 
 
+async def poll_until(predicate: Callable[[], bool], within: float = 15.0) -> None:
+    """Wait for a condition nothing notifies about (a file another process writes)."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 (another process writes it)
+            await asyncio.sleep(0.01)
+
+
 class RecordingListener:
     def __init__(self, changes: Changes) -> None:
         self.changes = changes

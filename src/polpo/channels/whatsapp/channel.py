@@ -388,9 +388,10 @@ class WhatsAppChannel:
             message = await inbox.get()
             if message is None:
                 return
-            if message.is_from_me and message.message_id in self._sent_ids:
+            if not self._inbound or (message.is_from_me and message.message_id in self._sent_ids):
+                # send-only channel, or our own reply echoed back (self-chat)
                 await self._write(p.Ack(message_id=message.message_id), proc)
-                continue  # our own reply, echoed back (self-chat)
+                continue
             since = self._connected_since
             if since is None or message.timestamp < since - 1:
                 message = replace(message, offline=True)
