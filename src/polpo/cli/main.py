@@ -56,11 +56,13 @@ def _root(
 COMMAND_MODULES: list[str] = [
     "polpo.cli.project",  # init, config check, status, agents
     "polpo.cli.tasks",  # task add|list|show|cancel|retry
-    "polpo.cli.missions",  # mission add|list|show|start|cancel
+    "polpo.cli.missions",  # mission add|list|show|start|run|cancel
+    "polpo.cli.run",  # run (drain the task queue once)
     "polpo.cli.approvals",  # approvals list|show|approve|reject
     "polpo.cli.serve",  # serve
     "polpo.cli.telegram",  # telegram status|delete-webhook
     "polpo.cli.peers",  # peers list|allow|revoke|link|unlink, pair list|approve
+    "polpo.cli.simulate",  # simulate, chat
 ]
 
 for _name in COMMAND_MODULES:
