@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -86,7 +87,9 @@ async def run(kind: str, peers: int, per_peer: int) -> dict[str, Any]:
     channel = MemoryChannel("whatsapp", on_send=on_send)
     component = GatewayComponent(app, [channel], responder=responder, pace_seconds=0)
     await component.start()
-    text = "/status" if kind in ("a", "c") else "hello, how are things going"
+    text = os.environ.get("BENCH_TEXT") or (
+        "/status" if kind in ("a", "c") else "hello, how are things going"
+    )
     phones = [f"49151{n:07d}" for n in range(peers)]
 
     async def peer(phone: str) -> None:
@@ -110,13 +113,23 @@ async def run(kind: str, peers: int, per_peer: int) -> dict[str, Any]:
     await component.stop()
     async with app.store.read() as conn:
         statuses = dict(
-            (await conn.execute(sa.select(inbox.c.status, sa.func.count()).group_by(inbox.c.status))).all()
+            (
+                await conn.execute(
+                    sa.select(inbox.c.status, sa.func.count()).group_by(inbox.c.status)
+                )
+            ).all()
         )
-        sent = (await conn.execute(sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "sent"))).scalar()
+        sent = (
+            await conn.execute(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "sent")
+            )
+        ).scalar()
     await app.close()
     lost_or_dup = [c for c, r in replies.items() if len(r) != per_peer]
     if kind == "b":
-        out_of_order = [c for c, r in replies.items() if r != [f"ok {text} {i}" for i in range(per_peer)]]
+        out_of_order = [
+            c for c, r in replies.items() if r != [f"ok {text} {i}" for i in range(per_peer)]
+        ]
     else:
         out_of_order = []
     ok = (
@@ -147,7 +160,9 @@ async def _next_send(channel: Any, count: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run", choices=["a", "b", "c"])
     parser.add_argument("--peers", type=int, default=None)
     parser.add_argument("--messages", type=int, default=None)

@@ -38,11 +38,8 @@ from polpo.gateway.pairing import pairing_reply, request_pairing
 from polpo.gateway.policy import Access, check_access
 from polpo.gateway.ratelimit import RateLimiter
 from polpo.gateway.sessions import Session, SessionChanges, open_session
-from polpo.gateway.writes import WriteBatcher
+from polpo.gateway.writes import SyncTx, WriteBatcher
 from polpo.peerid import PeerIdError
-from polpo.services.context import Tx
-from polpo.store import insert_ignore
-from polpo.store.outbox import enqueue
 from polpo.store.tables import allowlist, inbox, outbox
 
 if TYPE_CHECKING:
@@ -181,14 +178,13 @@ class Gateway:
     async def start(self) -> None:
         """Resume messages stored but not finished (a crash, a stop mid-turn)."""
         owner_match = inbox.c.owner.is_(None) if self.owner is None else inbox.c.owner == self.owner
-        async with self.app.store.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(inbox.c.id, inbox.c.payload)
-                    .where(inbox.c.status == "received", owner_match)
-                    .order_by(inbox.c.id)
-                )
+        rows = await self.batcher.read(
+            lambda conn: conn.execute(
+                sa.select(inbox.c.id, inbox.c.payload)
+                .where(inbox.c.status == "received", owner_match)
+                .order_by(inbox.c.id)
             ).all()
+        )
         for row in rows:
             try:
                 message = InboundMessage.from_dict(row.payload)
@@ -262,31 +258,30 @@ class Gateway:
 
     # -- storing ---------------------------------------------------------------
 
-    async def _store(
-        self, message: InboundMessage, settings: ChannelSettings | None, tx: Tx
+    def _store(
+        self, message: InboundMessage, settings: ChannelSettings | None, tx: SyncTx
     ) -> tuple[int | None, str]:
         status, outcome = "received", None
         if message.offline and settings is not None:
             max_age = settings.gateway.offline_max_age_minutes * 60
             if tx.now - message.timestamp > max_age:
                 status, outcome = "ignored", "offline: older than offlineMaxAgeMinutes"
-        res = await tx.conn.execute(
-            insert_ignore(self.app.store, inbox)
-            .values(
-                channel=message.channel,
-                message_id=message.message_id,
-                peer_id=f"{message.channel}:{message.peer}",
-                chat_id=message.chat_id,
-                text=message.text,
-                payload=message.to_dict(),
-                sent_at=message.timestamp,
-                received_at=tx.now,
-                status=status,
-                outcome=outcome,
-                processed_at=tx.now if status != "received" else None,
-                owner=self.owner,
-            )
-            .returning(inbox.c.id)
+        res = tx.conn.execute(
+            _inbox_insert(tx.conn),
+            {
+                "channel": message.channel,
+                "message_id": message.message_id,
+                "peer_id": f"{message.channel}:{message.peer}",
+                "chat_id": message.chat_id,
+                "text": message.text,
+                "payload": message.to_dict(),
+                "sent_at": message.timestamp,
+                "received_at": tx.now,
+                "status": status,
+                "outcome": outcome,
+                "processed_at": tx.now if status != "received" else None,
+                "owner": self.owner,
+            },
         )
         inbox_id = res.scalar()
         return (int(inbox_id) if inbox_id is not None else None), status
@@ -479,15 +474,14 @@ class Gateway:
     async def _reaction_command(self, msg: InboundMessage) -> str | None:
         if msg.reaction not in ("👍", "👎") or not msg.target_id:
             return None
-        async with self.app.store.read() as conn:
-            ref = (
-                await conn.execute(
-                    sa.select(outbox.c.ref).where(
-                        outbox.c.channel == msg.channel,
-                        outbox.c.channel_message_id == msg.target_id,
-                    )
+        target = msg.target_id
+        ref = await self.batcher.read(
+            lambda conn: conn.execute(
+                sa.select(outbox.c.ref).where(
+                    outbox.c.channel == msg.channel, outbox.c.channel_message_id == target
                 )
             ).scalar()
+        )
         if not ref or not str(ref).startswith("approval:"):
             return None
         approval = str(ref).split(":", 1)[1]
@@ -506,29 +500,25 @@ class Gateway:
 
     # -- transactions ------------------------------------------------------------
 
-    async def _admit(
-        self, work: _Work, peer_id: str, settings: ChannelSettings, tx: Tx
+    def _admit(
+        self, work: _Work, peer_id: str, settings: ChannelSettings, tx: SyncTx
     ) -> _Admitted | str:
         """Identity and access, in one transaction. Returns a string when the
         message is finished here (ignored, or answered with a pairing code)."""
         msg, conn, now = work.message, tx.conn, tx.now
-        await touch_peer(conn, peer_id, msg.channel, msg.display_name, now)
+        touch_peer(conn, peer_id, msg.channel, msg.display_name, now)
         if msg.lid and msg.channel == "whatsapp" and ":lid:" not in peer_id:
-            await merge_lid(conn, peer_id, msg.lid, now)
-        if msg.is_self_chat and await self._is_own_echo(conn, msg):
-            await _mark(work.inbox_id, "ignored", "our own message", tx)
+            merge_lid(conn, peer_id, msg.lid, now)
+        if msg.is_self_chat and self._is_own_echo(conn, msg):
+            _mark(work.inbox_id, "ignored", "our own message", tx)
             return "ignored:own message"
-        identity = await resolve(conn, peer_id)
+        identity = resolve(conn, peer_id)
         gw = settings.gateway
         if msg.is_self_chat:
             access = Access(True, True, "self-chat")
         else:
             allow_all, allow_from = settings.allowed_peers()
-            listed = (
-                await conn.execute(
-                    sa.select(allowlist.c.peer_id).where(allowlist.c.peer_id.in_(identity.group))
-                )
-            ).first()
+            listed = conn.execute(_LISTED, {"ids": list(identity.group)}).first()
             access = check_access(
                 policy=gw.dm_policy,
                 group=identity.group,
@@ -540,7 +530,7 @@ class Gateway:
         if access.allowed:
             return _Admitted(identity, access)
         if access.why == "pairing" and not msg.is_group and msg.kind != "reaction":
-            outcome = await request_pairing(
+            outcome = request_pairing(
                 tx,
                 channel=msg.channel,
                 peer_id=peer_id,
@@ -548,7 +538,7 @@ class Gateway:
                 display_name=msg.display_name,
             )
             if outcome.code is not None:
-                await self._finish(
+                self._finish(
                     work,
                     peer_id,
                     None,
@@ -559,16 +549,16 @@ class Gateway:
                     tx,
                 )
                 return f"pairing:{outcome.what}"
-            await _mark(work.inbox_id, "ignored", _PAIRING_SILENCE[outcome.what], tx)
+            _mark(work.inbox_id, "ignored", _PAIRING_SILENCE[outcome.what], tx)
             return f"ignored:pairing {outcome.what}"
-        await _mark(work.inbox_id, "ignored", access.why, tx)
+        _mark(work.inbox_id, "ignored", access.why, tx)
         return f"ignored:{access.why}"
 
-    async def _is_own_echo(self, conn: Any, msg: InboundMessage) -> bool:
+    def _is_own_echo(self, conn: sa.Connection, msg: InboundMessage) -> bool:
         if msg.message_id in self._sent_set:
             return True
         found = (
-            await conn.execute(
+            conn.execute(
                 sa.select(outbox.c.id).where(
                     outbox.c.channel == msg.channel, outbox.c.channel_message_id == msg.message_id
                 )
@@ -622,7 +612,7 @@ class Gateway:
         self.stats["replied" if reply is not None and reply.text.strip() else "done"] += 1
         self._wake(work.message.channel)
 
-    async def _finish(
+    def _finish(
         self,
         work: _Work,
         peer_id: str | None,
@@ -631,7 +621,7 @@ class Gateway:
         reply: _Reply | None,
         status: str,
         outcome: str,
-        tx: Tx,
+        tx: SyncTx,
         *,
         session: Session | None = None,
         idle_seconds: float = 3600.0,
@@ -639,9 +629,9 @@ class Gateway:
         """Session changes, the reply in the outbox and the inbox row done: all or nothing."""
         msg = work.message
         if changes is not None and canonical is not None:
-            await changes.apply(tx.conn, canonical, tx.now, idle_seconds, session)
+            changes.apply(tx.conn, canonical, tx.now, idle_seconds, session)
         if reply is not None and reply.text.strip():
-            await enqueue(
+            enqueue_sync(
                 tx.conn,
                 channel=msg.channel,
                 chat_id=msg.chat_id,
@@ -653,7 +643,7 @@ class Gateway:
                 buttons=reply.buttons,
                 owner=self.owner,
             )
-        await _mark(work.inbox_id, status, outcome, tx)
+        _mark(work.inbox_id, status, outcome, tx)
 
     def _wake(self, channel: str) -> None:
         for wake in self._wakers.get(channel, ()):
@@ -661,6 +651,74 @@ class Gateway:
 
 
 # -- helpers -------------------------------------------------------------------
+
+
+def enqueue_sync(
+    conn: sa.Connection,
+    *,
+    channel: str,
+    chat_id: str,
+    text: str,
+    now: float,
+    peer_id: str | None,
+    inbox_id: int | None,
+    dedupe_key: str,
+    buttons: list[dict[str, str]] | None,
+    owner: str | None,
+) -> bool:
+    """:func:`polpo.store.outbox.enqueue` on a synchronous connection; False if already there."""
+    res = conn.execute(
+        _outbox_insert(conn),
+        {
+            "channel": channel,
+            "chat_id": chat_id,
+            "peer_id": peer_id,
+            "text": text,
+            "inbox_id": inbox_id,
+            "dedupe_key": dedupe_key,
+            "buttons": buttons,
+            "owner": owner,
+            "parts_sent": 0,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+        },
+    )
+    return bool(res.rowcount)
+
+
+def _insert_ignore(dialect: str, table: sa.Table) -> Any:
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(table).on_conflict_do_nothing()
+
+
+# Built once per dialect: constructing SQLAlchemy statements costs more than running them.
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _inbox_insert(conn: sa.Connection) -> Any:
+    key = ("inbox", conn.dialect.name)
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, inbox).returning(inbox.c.id)
+    return _STATEMENTS[key]
+
+
+def _outbox_insert(conn: sa.Connection) -> Any:
+    key = ("outbox", conn.dialect.name)
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, outbox)
+    return _STATEMENTS[key]
+
+
+_LISTED = sa.select(allowlist.c.peer_id).where(
+    allowlist.c.peer_id.in_(sa.bindparam("ids", expanding=True))
+)
+_MARK = inbox.update().where(inbox.c.id == sa.bindparam("iid"))
 
 
 _PAIRING_SILENCE = {
@@ -691,11 +749,9 @@ def precheck(msg: InboundMessage, gw: GatewayConfig | None) -> str | None:
     return None
 
 
-async def _mark(inbox_id: int, status: str, outcome: str | None, tx: Tx) -> None:
-    await tx.conn.execute(
-        inbox.update()
-        .where(inbox.c.id == inbox_id)
-        .values(status=status, outcome=outcome, processed_at=tx.now)
+def _mark(inbox_id: int, status: str, outcome: str | None, tx: SyncTx) -> None:
+    tx.conn.execute(
+        _MARK, {"iid": inbox_id, "status": status, "outcome": outcome, "processed_at": tx.now}
     )
 
 
