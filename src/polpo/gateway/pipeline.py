@@ -87,6 +87,10 @@ class _Work:
 class _Admitted:
     identity: Identity
     access: Access
+    #: the session, read in the same transaction for free text (saves a round trip)
+    session: Session | None = None
+    #: turns finished for this person when it was read; changed → read again
+    turns_seen: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class Gateway:
         self._lanes: dict[str, deque[_Work]] = {}
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._persons: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._person_turns: dict[str, int] = {}
         self._outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -274,7 +279,7 @@ class Gateway:
                 "peer_id": f"{message.channel}:{message.peer}",
                 "chat_id": message.chat_id,
                 "text": message.text,
-                "payload": message.to_dict(),
+                "payload": {f: getattr(message, f) for f in _FIELDS},
                 "sent_at": message.timestamp,
                 "received_at": tx.now,
                 "status": status,
@@ -395,7 +400,10 @@ class Gateway:
             )
         else:
             async with self._person(canonical):
-                await self._respond(work, peer_id, admitted, gw)
+                try:
+                    await self._respond(work, peer_id, admitted, gw)
+                finally:
+                    self._person_turns[canonical] = self._person_turns.get(canonical, 0) + 1
         if gw.send_read_receipts:
             channel = self.channels.get(msg.channel)
             if channel is not None:
@@ -439,9 +447,12 @@ class Gateway:
             outcome = f"command /{parsed[0]}"
         else:
             idle = gw.session_idle_minutes * 60
-            session = await self.batcher.run(
-                lambda tx: open_session(tx.conn, canonical, tx.now, idle)
-            )
+            session = admitted.session
+            if session is None or self._person_turns.get(canonical, 0) != admitted.turns_seen:
+                # a linked identity's turn ran since: read the session again
+                session = await self.batcher.run(
+                    lambda tx: open_session(tx.conn, canonical, tx.now, idle)
+                )
             if session.pending:
                 await changes.set_pending(None)
                 reply = await commands.answer_pending(ctx, session.pending, msg.text)
@@ -528,6 +539,11 @@ class Gateway:
                 allowlisted=listed is not None,
             )
         if access.allowed:
+            if msg.kind in ("text", "edit") and commands.parse_command(msg.text) is None:
+                canonical = identity.canonical
+                idle = gw.session_idle_minutes * 60
+                session = open_session(conn, canonical, now, idle)
+                return _Admitted(identity, access, session, self._person_turns.get(canonical, 0))
             return _Admitted(identity, access)
         if access.why == "pairing" and not msg.is_group and msg.kind != "reaction":
             outcome = request_pairing(
@@ -785,6 +801,7 @@ _STR_FIELDS = (
 )
 
 
+_FIELDS = tuple(InboundMessage.__dataclass_fields__)
 _REQUIRED = frozenset({"channel", "peer", "chat_id", "message_id", "text"})
 
 
