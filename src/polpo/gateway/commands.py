@@ -101,7 +101,10 @@ async def dispatch(ctx: CommandContext, text: str) -> CommandReply:
                 a = await ctx.app.approvals.approve(ref, by=ctx.peer_id)
                 return CommandReply(f"Approved {a.short_id}.")
             if not reason.strip():
-                return CommandReply(f"Why do you reject {ref}? Send /reject {ref} REASON.")
+                await ctx.session.set_pending(
+                    {"kind": "reject_reason", "approval": ref, "expires_at": ctx.now + 600}
+                )
+                return CommandReply(f"Why do you reject {ref}? Your next message is the feedback.")
             a = await ctx.app.approvals.reject(ref, by=ctx.peer_id, feedback=reason)
             return CommandReply(f"Rejected {a.short_id}.")
         if name == "new":
@@ -118,4 +121,10 @@ async def dispatch(ctx: CommandContext, text: str) -> CommandReply:
 async def answer_pending(
     ctx: CommandContext, pending: dict[str, Any], text: str
 ) -> CommandReply | None:
-    return None
+    if pending.get("kind") != "reject_reason" or ctx.now >= float(pending.get("expires_at", 0)):
+        return None
+    try:
+        a = await ctx.app.approvals.reject(str(pending["approval"]), by=ctx.peer_id, feedback=text)
+    except PolpoError as e:
+        return CommandReply(e.message)
+    return CommandReply(f"Rejected {a.short_id}.")

@@ -80,6 +80,7 @@ class OutboxDispatcher:
         self.app = app
         self.channel = channel
         self.owner = owner
+        self._owns_batcher = batcher is None
         self.batcher = batcher or WriteBatcher(app.ctx)
         self.pace_seconds = (
             DEFAULT_PACE_SECONDS.get(channel.name, 0.0) if pace_seconds is None else pace_seconds
@@ -108,6 +109,8 @@ class OutboxDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._owns_batcher:
+            await self.batcher.close()
 
     def wake(self) -> None:
         """New rows were committed: send them now rather than at the next poll."""

@@ -118,6 +118,7 @@ class Gateway:
     ) -> None:
         self.app = app
         self.owner = owner
+        self._owns_batcher = batcher is None
         self.batcher = batcher or WriteBatcher(app.ctx)
         self.ratelimiter = RateLimiter(app.clock)
         self.channels: dict[str, Channel] = {}
@@ -215,6 +216,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.batcher.wait_idle()
+        if self._owns_batcher:
+            await self.batcher.close()
 
     async def wait_idle(self, within: float | None = None) -> None:
         """Wait until every accepted message has been processed."""
