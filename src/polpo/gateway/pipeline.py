@@ -130,6 +130,9 @@ class Gateway:
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._persons: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self._person_turns: dict[str, int] = {}
+        # config is fixed while running: normalise allowFrom and admins once
+        self._admin_cache: frozenset[str] | None = None
+        self._allowed_cache: dict[str, tuple[bool, frozenset[str]]] = {}
         self._outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -146,6 +149,8 @@ class Gateway:
 
     def add_channel(self, channel: Channel, config: ChannelSettings | None = None) -> None:
         self.channels[channel.name] = channel
+        self._admin_cache = None
+        self._allowed_cache.pop(channel.name, None)
         if config is not None:
             self._configs[channel.name] = config
         elif channel.name not in self._configs:
@@ -531,7 +536,7 @@ class Gateway:
         if msg.is_self_chat:
             access = Access(True, True, "self-chat")
         else:
-            allow_all, allow_from = settings.allowed_peers()
+            allow_all, allow_from = self._allowed(msg.channel, settings)
             listed = conn.execute(_LISTED, {"ids": list(identity.group)}).first()
             access = check_access(
                 policy=gw.dm_policy,
@@ -586,6 +591,17 @@ class Gateway:
         return found is not None
 
     def _admins(self) -> frozenset[str]:
+        if self._admin_cache is None:
+            self._admin_cache = self._collect_admins()
+        return self._admin_cache
+
+    def _allowed(self, channel: str, settings: ChannelSettings) -> tuple[bool, frozenset[str]]:
+        found = self._allowed_cache.get(channel)
+        if found is None:
+            found = self._allowed_cache[channel] = settings.allowed_peers()
+        return found
+
+    def _collect_admins(self) -> frozenset[str]:
         admins: set[str] = set()
         for settings in self._configs.values():
             admins.update(settings.admin_peers())
