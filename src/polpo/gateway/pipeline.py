@@ -537,15 +537,19 @@ class Gateway:
             access = Access(True, True, "self-chat")
         else:
             allow_all, allow_from = self._allowed(msg.channel, settings)
-            listed = conn.execute(_LISTED, {"ids": list(identity.group)}).first()
-            access = check_access(
+            check = partial(
+                check_access,
                 policy=gw.dm_policy,
                 group=identity.group,
                 allow_all=allow_all,
                 allow_from=allow_from,
                 admins=self._admins(),
-                allowlisted=listed is not None,
             )
+            access = check(allowlisted=False)
+            if not access.allowed and access.why in ("pairing", "not allowed"):
+                # only then is the dynamic allowlist worth a query
+                listed = conn.execute(_LISTED, {"ids": list(identity.group)}).first()
+                access = check(allowlisted=listed is not None)
         if access.allowed:
             if msg.kind in ("text", "edit") and commands.parse_command(msg.text) is None:
                 canonical = identity.canonical
