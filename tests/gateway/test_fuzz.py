@@ -145,3 +145,44 @@ async def _rows(app: Polpo) -> tuple[list[Any], list[str]]:
         statuses = (await conn.execute(sa.select(inbox.c.status, inbox.c.outcome))).all()
         channels = [r[0] for r in (await conn.execute(sa.select(outbox.c.channel))).all()]
     return [tuple(r) for r in statuses], channels
+
+
+def test_random_text_from_the_owner_is_always_answered_and_never_fails(tmp_path: Path) -> None:
+    """Whatever the owner sends (control characters, odd Unicode, 100k characters,
+    malformed commands), each message gets exactly one reply and no row fails."""
+    loop = asyncio.new_event_loop()
+    responder = RecordingResponder(answer=lambda text: f"got {len(text)}")
+    path = write_project(tmp_path / "proj", gateway_config(rateLimitPerMinute=0))
+    clock = FakeClock()
+
+    async def setup() -> tuple[Polpo, GatewayComponent, MemoryChannel]:
+        app = await Polpo.open(load_config(path), clock=clock)
+        channel = MemoryChannel("whatsapp", clock=clock)
+        gw = GatewayComponent(app, [channel], responder=responder)
+        await gw.start()
+        return app, gw, channel
+
+    app, gw, channel = loop.run_until_complete(setup())
+
+    async def one(text: str) -> list[str]:
+        before = len(channel.sent)
+        await channel.receive(OWNER, text)
+        await gw.settle()
+        return [s.text for s in channel.sent[before:]]
+
+    @settings(
+        max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(ANY_TEXT.filter(lambda t: t.strip() != ""))
+    def check(text: str) -> None:
+        replies = loop.run_until_complete(one(text))
+        assert len(replies) >= 1 and all(r.strip() for r in replies)
+
+    try:
+        check()
+        rows = loop.run_until_complete(_rows(app))
+        assert {status for status, _ in rows[0]} == {"done"}
+    finally:
+        loop.run_until_complete(gw.stop())
+        loop.run_until_complete(app.close())
+        loop.close()

@@ -115,3 +115,47 @@ async def test_a_lid_identity_is_merged_into_the_phone_one(
             )
         ).scalar()
     assert linked == OWNER_PEER
+
+
+async def test_reject_without_reason_takes_the_next_message_as_feedback(
+    open_project: OpenProject,
+    whatsapp: MemoryChannel,
+    responder: RecordingResponder,
+    clock: FakeClock,
+) -> None:
+    app = await open_project()
+    task = await app.tasks.add("Ship it", agent="coder")
+    approval = await app.approvals.request(task.id, gate="review", hook="task:complete")
+    async with running_gateway(app, whatsapp, responder=responder) as gw:
+        [question] = await exchange(gw, whatsapp, OWNER, f"/reject {approval.short_id}")
+        assert (
+            "reason" in question.lower()
+            or "feedback" in question.lower()
+            or "why" in question.lower()
+        )
+        await exchange(gw, whatsapp, OWNER, "the tests are red")
+        # the question is answered: the next free text goes to the agent again
+        assert await exchange(gw, whatsapp, OWNER, "what now?") == ["echo: what now?"]
+    decided = await app.approvals.get(approval.id)
+    assert (decided.status, decided.feedback, decided.resolved_by) == (
+        "rejected",
+        "the tests are red",
+        OWNER_PEER,
+    )
+    assert [c.text for c in responder.calls] == ["what now?"]
+
+
+async def test_an_expired_question_lets_the_text_go_to_the_agent(
+    open_project: OpenProject,
+    whatsapp: MemoryChannel,
+    responder: RecordingResponder,
+    clock: FakeClock,
+) -> None:
+    app = await open_project()
+    task = await app.tasks.add("Ship it", agent="coder")
+    approval = await app.approvals.request(task.id, gate="review", hook="task:complete")
+    async with running_gateway(app, whatsapp, responder=responder) as gw:
+        await exchange(gw, whatsapp, OWNER, f"/reject {approval.short_id}")
+        clock.advance(11 * 60)
+        assert await exchange(gw, whatsapp, OWNER, "never mind") == ["echo: never mind"]
+    assert (await app.approvals.get(approval.id)).status == "pending"

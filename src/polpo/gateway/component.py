@@ -112,6 +112,7 @@ class GatewayComponent:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._fanout
             self._fanout = None
+        await self.batcher.close()
 
     async def settle(self, within: float = 10.0) -> None:
         """Wait until every accepted message is processed and every due reply sent."""

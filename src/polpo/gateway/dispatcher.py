@@ -25,8 +25,7 @@ import sqlalchemy as sa
 from polpo.channels.base import Button, Channel, OutboundMessage
 from polpo.errors import ChannelError
 from polpo.gateway.format import render_parts
-from polpo.gateway.writes import WriteBatcher
-from polpo.services.context import Tx
+from polpo.gateway.writes import SyncTx, WriteBatcher
 from polpo.store.tables import outbox
 
 if TYPE_CHECKING:
@@ -44,6 +43,12 @@ MAX_UNEXPECTED_FAILURES = 5
 DEFAULT_PACE_SECONDS: dict[str, float] = {"whatsapp": 0.3}
 #: Rows read per pass.
 PAGE = 1000
+
+
+_UPDATE = outbox.update().where(outbox.c.id == sa.bindparam("row"))
+_ATTEMPT = (
+    outbox.update().where(outbox.c.id == sa.bindparam("row")).values(attempts=outbox.c.attempts + 1)
+)
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class OutboxDispatcher:
         self.app = app
         self.channel = channel
         self.owner = owner
+        self._owns_batcher = batcher is None
         self.batcher = batcher or WriteBatcher(app.ctx)
         self.pace_seconds = (
             DEFAULT_PACE_SECONDS.get(channel.name, 0.0) if pace_seconds is None else pace_seconds
@@ -87,6 +93,7 @@ class OutboxDispatcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._retry_now = False
+        self._query: Any = None
         #: rows sent / failed since start
         self.sent = 0
         self.failed = 0
@@ -102,6 +109,8 @@ class OutboxDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._owns_batcher:
+            await self.batcher.close()
 
     def wake(self) -> None:
         """New rows were committed: send them now rather than at the next poll."""
@@ -254,33 +263,36 @@ class OutboxDispatcher:
         return outbox.c.owner.is_(None) if self.owner is None else outbox.c.owner == self.owner
 
     async def _pending(self) -> list[_Row]:
-        async with self.app.store.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(
-                        outbox.c.id,
-                        outbox.c.chat_id,
-                        outbox.c.text,
-                        outbox.c.buttons,
-                        outbox.c.parts_sent,
-                        outbox.c.attempts,
-                        outbox.c.next_attempt_at,
-                        outbox.c.channel_message_id,
-                        outbox.c.error,
-                    )
-                    .where(
-                        outbox.c.channel == self.channel.name,
-                        outbox.c.status == "pending",
-                        self._owner_match(),
-                    )
-                    .order_by(outbox.c.id)
-                    .limit(PAGE)
-                )
-            ).all()
+        if self._query is None:
+            self._query = self._pending_query()
+        query = self._query
+        rows = await self.batcher.read(lambda conn: conn.execute(query).all())
         return [_Row(*r) for r in rows]
 
-    async def _clear_backoff(self, tx: Tx) -> None:
-        await tx.conn.execute(
+    def _pending_query(self) -> Any:
+        return (
+            sa.select(
+                outbox.c.id,
+                outbox.c.chat_id,
+                outbox.c.text,
+                outbox.c.buttons,
+                outbox.c.parts_sent,
+                outbox.c.attempts,
+                outbox.c.next_attempt_at,
+                outbox.c.channel_message_id,
+                outbox.c.error,
+            )
+            .where(
+                outbox.c.channel == self.channel.name,
+                outbox.c.status == "pending",
+                self._owner_match(),
+            )
+            .order_by(outbox.c.id)
+            .limit(PAGE)
+        )
+
+    def _clear_backoff(self, tx: SyncTx) -> None:
+        tx.conn.execute(
             outbox.update()
             .where(
                 outbox.c.channel == self.channel.name,
@@ -291,9 +303,9 @@ class OutboxDispatcher:
             .values(next_attempt_at=None)
         )
 
-    async def _record(
+    def _record(
         self,
-        tx: Tx,
+        tx: SyncTx,
         row_id: int,
         *,
         status: str | None = None,
@@ -317,14 +329,14 @@ class OutboxDispatcher:
         if error is not None or status == "sent":
             values["error"] = error
         if attempt:
-            values["attempts"] = outbox.c.attempts + 1
+            tx.conn.execute(_ATTEMPT, {"row": row_id})
         if retry_in is not None:
             values["next_attempt_at"] = tx.now + retry_in
-        await tx.conn.execute(outbox.update().where(outbox.c.id == row_id).values(**values))
+        tx.conn.execute(_UPDATE, {"row": row_id, **values})
 
 
-def partial_record(d: OutboxDispatcher, row_id: int, **kw: Any) -> Callable[[Tx], Awaitable[None]]:
-    async def step(tx: Tx) -> None:
-        await d._record(tx, row_id, **kw)
+def partial_record(d: OutboxDispatcher, row_id: int, **kw: Any) -> Callable[[SyncTx], None]:
+    def step(tx: SyncTx) -> None:
+        d._record(tx, row_id, **kw)
 
     return step

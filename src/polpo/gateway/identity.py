@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polpo.channels.base import InboundMessage
 from polpo.peerid import PeerIdError, normalize_peer, whatsapp_lid_peer
@@ -44,45 +43,55 @@ def peer_id_of(message: InboundMessage) -> str:
     return f"{channel}:{raw}"
 
 
-async def touch_peer(
-    conn: AsyncConnection, peer_id: str, channel: str, display_name: str | None, now: float
+# Built once: constructing SQLAlchemy statements costs more than running them.
+_TOUCH_NAMED = (
+    peers.update()
+    .where(peers.c.id == sa.bindparam("pid"))
+    .values(last_seen=sa.bindparam("now"), display_name=sa.bindparam("name"))
+)
+_TOUCH = (
+    peers.update().where(peers.c.id == sa.bindparam("pid")).values(last_seen=sa.bindparam("now"))
+)
+_INSERT = peers.insert()
+_GROUP = sa.select(peers.c.id, peers.c.linked_to).where(
+    sa.or_(peers.c.id == sa.bindparam("pid"), peers.c.linked_to == sa.bindparam("pid"))
+)
+
+
+def touch_peer(
+    conn: sa.Connection, peer_id: str, channel: str, display_name: str | None, now: float
 ) -> None:
     """Record that ``peer_id`` was seen now (created on first sight; name kept fresh)."""
-    values: dict[str, object] = {"last_seen": now}
     if display_name:
-        values["display_name"] = display_name
-    res = await conn.execute(peers.update().where(peers.c.id == peer_id).values(**values))
+        res = conn.execute(_TOUCH_NAMED, {"pid": peer_id, "now": now, "name": display_name})
+    else:
+        res = conn.execute(_TOUCH, {"pid": peer_id, "now": now})
     if res.rowcount == 0:
-        await conn.execute(
-            peers.insert().values(
-                id=peer_id,
-                channel=channel,
-                display_name=display_name or None,
-                first_seen=now,
-                last_seen=now,
-                linked_to=None,
-            )
+        conn.execute(
+            _INSERT,
+            {
+                "id": peer_id,
+                "channel": channel,
+                "display_name": display_name or None,
+                "first_seen": now,
+                "last_seen": now,
+                "linked_to": None,
+            },
         )
 
 
-async def resolve(conn: AsyncConnection, peer_id: str) -> Identity:
+def resolve(conn: sa.Connection, peer_id: str) -> Identity:
     """The canonical peer and the whole linked group of ``peer_id``."""
-    linked = (
-        await conn.execute(sa.select(peers.c.linked_to).where(peers.c.id == peer_id))
-    ).scalar()
+    rows = conn.execute(_GROUP, {"pid": peer_id}).all()
+    linked = next((r.linked_to for r in rows if r.id == peer_id), None)
+    if linked:  # peer_id is linked to another: the group is that one's
+        rows = conn.execute(_GROUP, {"pid": linked}).all()
     canonical = linked or peer_id
-    rows = (
-        await conn.execute(
-            sa.select(peers.c.id).where(
-                sa.or_(peers.c.id == canonical, peers.c.linked_to == canonical)
-            )
-        )
-    ).all()
-    group = {canonical, peer_id, *(r[0] for r in rows)}
+    group = {canonical, peer_id, *(r.id for r in rows)}
     return Identity(peer_id, canonical, tuple(sorted(group)))
 
 
-async def merge_lid(conn: AsyncConnection, phone_peer: str, lid: str, now: float) -> bool:
+def merge_lid(conn: sa.Connection, phone_peer: str, lid: str, now: float) -> bool:
     """Fold ``whatsapp:lid:<lid>`` into ``phone_peer`` (SPEC §2); True if something moved.
 
     The LID identity becomes linked to the phone one's canonical peer; its
@@ -93,48 +102,46 @@ async def merge_lid(conn: AsyncConnection, phone_peer: str, lid: str, now: float
     except PeerIdError:
         return False
     row = (
-        await conn.execute(sa.select(peers.c.id, peers.c.linked_to).where(peers.c.id == lid_peer))
+        conn.execute(sa.select(peers.c.id, peers.c.linked_to).where(peers.c.id == lid_peer))
     ).first()
     if row is None:
         return False
     target = (
-        await conn.execute(sa.select(peers.c.linked_to).where(peers.c.id == phone_peer))
+        conn.execute(sa.select(peers.c.linked_to).where(peers.c.id == phone_peer))
     ).scalar() or phone_peer
     if row.linked_to == target or lid_peer == target:
         return False
     # the LID identity and anything linked to it now belong to the phone's person
-    await conn.execute(
+    conn.execute(
         peers.update()
         .where(sa.or_(peers.c.id == lid_peer, peers.c.linked_to == lid_peer))
         .values(linked_to=target)
     )
-    listed = (
-        await conn.execute(sa.select(allowlist).where(allowlist.c.peer_id == lid_peer))
-    ).first()
+    listed = (conn.execute(sa.select(allowlist).where(allowlist.c.peer_id == lid_peer))).first()
     if listed is not None:
         exists = (
-            await conn.execute(sa.select(allowlist.c.peer_id).where(allowlist.c.peer_id == target))
+            conn.execute(sa.select(allowlist.c.peer_id).where(allowlist.c.peer_id == target))
         ).first()
         if exists is None:
-            await conn.execute(
+            conn.execute(
                 allowlist.insert().values(
                     peer_id=target, added_by=listed.added_by, added_at=now, source=listed.source
                 )
             )
-    await conn.execute(
+    conn.execute(
         pairing_requests.update()
         .where(pairing_requests.c.peer_id == lid_peer, pairing_requests.c.status == "pending")
         .values(peer_id=target)
     )
     has_session = (
-        await conn.execute(
+        conn.execute(
             sa.select(sessions.c.id).where(
                 sessions.c.peer_id == target, sessions.c.ended_at.is_(None)
             )
         )
     ).first()
     if has_session is None:
-        await conn.execute(
+        conn.execute(
             sessions.update()
             .where(sessions.c.peer_id == lid_peer, sessions.c.ended_at.is_(None))
             .values(peer_id=target)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from polpo.services.context import Tx
+from polpo.gateway.writes import SyncTx
 from polpo.store.tables import pairing_requests
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -48,13 +48,13 @@ def pairing_reply(code: str, display_name: str | None) -> str:
     return PAIRING_REPLY.format(code=code, name=name[:60])
 
 
-async def request_pairing(
-    tx: Tx, *, channel: str, peer_id: str, chat_id: str, display_name: str | None
+def request_pairing(
+    tx: SyncTx, *, channel: str, peer_id: str, chat_id: str, display_name: str | None
 ) -> PairingOutcome:
     """Create (or re-send) the pairing request of an unknown sender, within the limits."""
     conn, now = tx.conn, tx.now
     live = (
-        await conn.execute(
+        conn.execute(
             sa.select(pairing_requests).where(
                 pairing_requests.c.channel == channel,
                 pairing_requests.c.status == "pending",
@@ -66,14 +66,14 @@ async def request_pairing(
     if mine is not None:
         if now - mine.last_sent_at < RESEND_AFTER_SECONDS:
             return PairingOutcome(None, "throttled")
-        await conn.execute(
+        conn.execute(
             pairing_requests.update()
             .where(pairing_requests.c.code == mine.code)
             .values(last_sent_at=now, chat_id=chat_id)
         )
         return PairingOutcome(mine.code, "resent")
     # requests past their time are expired, whatever their status says
-    await conn.execute(
+    conn.execute(
         pairing_requests.update()
         .where(pairing_requests.c.status == "pending", pairing_requests.c.expires_at <= now)
         .values(status="expired")
@@ -82,12 +82,10 @@ async def request_pairing(
         return PairingOutcome(None, "full")
     code = new_code()
     while (
-        await conn.execute(
-            sa.select(pairing_requests.c.code).where(pairing_requests.c.code == code)
-        )
+        conn.execute(sa.select(pairing_requests.c.code).where(pairing_requests.c.code == code))
     ).first() is not None:
         code = new_code()
-    await conn.execute(
+    conn.execute(
         pairing_requests.insert().values(
             code=code,
             channel=channel,
@@ -100,7 +98,7 @@ async def request_pairing(
             last_sent_at=now,
         )
     )
-    await tx.emit(
+    tx.emit(
         "peer:pairing_requested",
         {"peerId": peer_id, "displayName": display_name, "code": code, "channel": channel},
     )

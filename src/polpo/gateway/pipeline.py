@@ -38,11 +38,8 @@ from polpo.gateway.pairing import pairing_reply, request_pairing
 from polpo.gateway.policy import Access, check_access
 from polpo.gateway.ratelimit import RateLimiter
 from polpo.gateway.sessions import Session, SessionChanges, open_session
-from polpo.gateway.writes import WriteBatcher
+from polpo.gateway.writes import SyncTx, WriteBatcher
 from polpo.peerid import PeerIdError
-from polpo.services.context import Tx
-from polpo.store import insert_ignore
-from polpo.store.outbox import enqueue
 from polpo.store.tables import allowlist, inbox, outbox
 
 if TYPE_CHECKING:
@@ -90,6 +87,10 @@ class _Work:
 class _Admitted:
     identity: Identity
     access: Access
+    #: the session, read in the same transaction for free text (saves a round trip)
+    session: Session | None = None
+    #: turns finished for this person when it was read; changed → read again
+    turns_seen: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Gateway:
     ) -> None:
         self.app = app
         self.owner = owner
+        self._owns_batcher = batcher is None
         self.batcher = batcher or WriteBatcher(app.ctx)
         self.ratelimiter = RateLimiter(app.clock)
         self.channels: dict[str, Channel] = {}
@@ -127,6 +129,10 @@ class Gateway:
         self._lanes: dict[str, deque[_Work]] = {}
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
         self._persons: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._person_turns: dict[str, int] = {}
+        # config is fixed while running: normalise allowFrom and admins once
+        self._admin_cache: frozenset[str] | None = None
+        self._allowed_cache: dict[str, tuple[bool, frozenset[str]]] = {}
         self._outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -143,6 +149,8 @@ class Gateway:
 
     def add_channel(self, channel: Channel, config: ChannelSettings | None = None) -> None:
         self.channels[channel.name] = channel
+        self._admin_cache = None
+        self._allowed_cache.pop(channel.name, None)
         if config is not None:
             self._configs[channel.name] = config
         elif channel.name not in self._configs:
@@ -181,14 +189,13 @@ class Gateway:
     async def start(self) -> None:
         """Resume messages stored but not finished (a crash, a stop mid-turn)."""
         owner_match = inbox.c.owner.is_(None) if self.owner is None else inbox.c.owner == self.owner
-        async with self.app.store.read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(inbox.c.id, inbox.c.payload)
-                    .where(inbox.c.status == "received", owner_match)
-                    .order_by(inbox.c.id)
-                )
+        rows = await self.batcher.read(
+            lambda conn: conn.execute(
+                sa.select(inbox.c.id, inbox.c.payload)
+                .where(inbox.c.status == "received", owner_match)
+                .order_by(inbox.c.id)
             ).all()
+        )
         for row in rows:
             try:
                 message = InboundMessage.from_dict(row.payload)
@@ -214,6 +221,8 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         await self.batcher.wait_idle()
+        if self._owns_batcher:
+            await self.batcher.close()
 
     async def wait_idle(self, within: float | None = None) -> None:
         """Wait until every accepted message has been processed."""
@@ -262,31 +271,30 @@ class Gateway:
 
     # -- storing ---------------------------------------------------------------
 
-    async def _store(
-        self, message: InboundMessage, settings: ChannelSettings | None, tx: Tx
+    def _store(
+        self, message: InboundMessage, settings: ChannelSettings | None, tx: SyncTx
     ) -> tuple[int | None, str]:
         status, outcome = "received", None
         if message.offline and settings is not None:
             max_age = settings.gateway.offline_max_age_minutes * 60
             if tx.now - message.timestamp > max_age:
                 status, outcome = "ignored", "offline: older than offlineMaxAgeMinutes"
-        res = await tx.conn.execute(
-            insert_ignore(self.app.store, inbox)
-            .values(
-                channel=message.channel,
-                message_id=message.message_id,
-                peer_id=f"{message.channel}:{message.peer}",
-                chat_id=message.chat_id,
-                text=message.text,
-                payload=message.to_dict(),
-                sent_at=message.timestamp,
-                received_at=tx.now,
-                status=status,
-                outcome=outcome,
-                processed_at=tx.now if status != "received" else None,
-                owner=self.owner,
-            )
-            .returning(inbox.c.id)
+        res = tx.conn.execute(
+            _inbox_insert(tx.conn),
+            {
+                "channel": message.channel,
+                "message_id": message.message_id,
+                "peer_id": f"{message.channel}:{message.peer}",
+                "chat_id": message.chat_id,
+                "text": message.text,
+                "payload": {f: getattr(message, f) for f in _FIELDS},
+                "sent_at": message.timestamp,
+                "received_at": tx.now,
+                "status": status,
+                "outcome": outcome,
+                "processed_at": tx.now if status != "received" else None,
+                "owner": self.owner,
+            },
         )
         inbox_id = res.scalar()
         return (int(inbox_id) if inbox_id is not None else None), status
@@ -400,7 +408,10 @@ class Gateway:
             )
         else:
             async with self._person(canonical):
-                await self._respond(work, peer_id, admitted, gw)
+                try:
+                    await self._respond(work, peer_id, admitted, gw)
+                finally:
+                    self._person_turns[canonical] = self._person_turns.get(canonical, 0) + 1
         if gw.send_read_receipts:
             channel = self.channels.get(msg.channel)
             if channel is not None:
@@ -444,9 +455,12 @@ class Gateway:
             outcome = f"command /{parsed[0]}"
         else:
             idle = gw.session_idle_minutes * 60
-            session = await self.batcher.run(
-                lambda tx: open_session(tx.conn, canonical, tx.now, idle)
-            )
+            session = admitted.session
+            if session is None or self._person_turns.get(canonical, 0) != admitted.turns_seen:
+                # a linked identity's turn ran since: read the session again
+                session = await self.batcher.run(
+                    lambda tx: open_session(tx.conn, canonical, tx.now, idle)
+                )
             if session.pending:
                 await changes.set_pending(None)
                 reply = await commands.answer_pending(ctx, session.pending, msg.text)
@@ -479,15 +493,14 @@ class Gateway:
     async def _reaction_command(self, msg: InboundMessage) -> str | None:
         if msg.reaction not in ("👍", "👎") or not msg.target_id:
             return None
-        async with self.app.store.read() as conn:
-            ref = (
-                await conn.execute(
-                    sa.select(outbox.c.ref).where(
-                        outbox.c.channel == msg.channel,
-                        outbox.c.channel_message_id == msg.target_id,
-                    )
+        target = msg.target_id
+        ref = await self.batcher.read(
+            lambda conn: conn.execute(
+                sa.select(outbox.c.ref).where(
+                    outbox.c.channel == msg.channel, outbox.c.channel_message_id == target
                 )
             ).scalar()
+        )
         if not ref or not str(ref).startswith("approval:"):
             return None
         approval = str(ref).split(":", 1)[1]
@@ -506,41 +519,46 @@ class Gateway:
 
     # -- transactions ------------------------------------------------------------
 
-    async def _admit(
-        self, work: _Work, peer_id: str, settings: ChannelSettings, tx: Tx
+    def _admit(
+        self, work: _Work, peer_id: str, settings: ChannelSettings, tx: SyncTx
     ) -> _Admitted | str:
         """Identity and access, in one transaction. Returns a string when the
         message is finished here (ignored, or answered with a pairing code)."""
         msg, conn, now = work.message, tx.conn, tx.now
-        await touch_peer(conn, peer_id, msg.channel, msg.display_name, now)
+        touch_peer(conn, peer_id, msg.channel, msg.display_name, now)
         if msg.lid and msg.channel == "whatsapp" and ":lid:" not in peer_id:
-            await merge_lid(conn, peer_id, msg.lid, now)
-        if msg.is_self_chat and await self._is_own_echo(conn, msg):
-            await _mark(work.inbox_id, "ignored", "our own message", tx)
+            merge_lid(conn, peer_id, msg.lid, now)
+        if msg.is_self_chat and self._is_own_echo(conn, msg):
+            _mark(work.inbox_id, "ignored", "our own message", tx)
             return "ignored:own message"
-        identity = await resolve(conn, peer_id)
+        identity = resolve(conn, peer_id)
         gw = settings.gateway
         if msg.is_self_chat:
             access = Access(True, True, "self-chat")
         else:
-            allow_all, allow_from = settings.allowed_peers()
-            listed = (
-                await conn.execute(
-                    sa.select(allowlist.c.peer_id).where(allowlist.c.peer_id.in_(identity.group))
-                )
-            ).first()
-            access = check_access(
+            allow_all, allow_from = self._allowed(msg.channel, settings)
+            check = partial(
+                check_access,
                 policy=gw.dm_policy,
                 group=identity.group,
                 allow_all=allow_all,
                 allow_from=allow_from,
                 admins=self._admins(),
-                allowlisted=listed is not None,
             )
+            access = check(allowlisted=False)
+            if not access.allowed and access.why in ("pairing", "not allowed"):
+                # only then is the dynamic allowlist worth a query
+                listed = conn.execute(_LISTED, {"ids": list(identity.group)}).first()
+                access = check(allowlisted=listed is not None)
         if access.allowed:
+            if msg.kind in ("text", "edit") and commands.parse_command(msg.text) is None:
+                canonical = identity.canonical
+                idle = gw.session_idle_minutes * 60
+                session = open_session(conn, canonical, now, idle)
+                return _Admitted(identity, access, session, self._person_turns.get(canonical, 0))
             return _Admitted(identity, access)
         if access.why == "pairing" and not msg.is_group and msg.kind != "reaction":
-            outcome = await request_pairing(
+            outcome = request_pairing(
                 tx,
                 channel=msg.channel,
                 peer_id=peer_id,
@@ -548,7 +566,7 @@ class Gateway:
                 display_name=msg.display_name,
             )
             if outcome.code is not None:
-                await self._finish(
+                self._finish(
                     work,
                     peer_id,
                     None,
@@ -559,16 +577,16 @@ class Gateway:
                     tx,
                 )
                 return f"pairing:{outcome.what}"
-            await _mark(work.inbox_id, "ignored", _PAIRING_SILENCE[outcome.what], tx)
+            _mark(work.inbox_id, "ignored", _PAIRING_SILENCE[outcome.what], tx)
             return f"ignored:pairing {outcome.what}"
-        await _mark(work.inbox_id, "ignored", access.why, tx)
+        _mark(work.inbox_id, "ignored", access.why, tx)
         return f"ignored:{access.why}"
 
-    async def _is_own_echo(self, conn: Any, msg: InboundMessage) -> bool:
+    def _is_own_echo(self, conn: sa.Connection, msg: InboundMessage) -> bool:
         if msg.message_id in self._sent_set:
             return True
         found = (
-            await conn.execute(
+            conn.execute(
                 sa.select(outbox.c.id).where(
                     outbox.c.channel == msg.channel, outbox.c.channel_message_id == msg.message_id
                 )
@@ -577,6 +595,17 @@ class Gateway:
         return found is not None
 
     def _admins(self) -> frozenset[str]:
+        if self._admin_cache is None:
+            self._admin_cache = self._collect_admins()
+        return self._admin_cache
+
+    def _allowed(self, channel: str, settings: ChannelSettings) -> tuple[bool, frozenset[str]]:
+        found = self._allowed_cache.get(channel)
+        if found is None:
+            found = self._allowed_cache[channel] = settings.allowed_peers()
+        return found
+
+    def _collect_admins(self) -> frozenset[str]:
         admins: set[str] = set()
         for settings in self._configs.values():
             admins.update(settings.admin_peers())
@@ -622,7 +651,7 @@ class Gateway:
         self.stats["replied" if reply is not None and reply.text.strip() else "done"] += 1
         self._wake(work.message.channel)
 
-    async def _finish(
+    def _finish(
         self,
         work: _Work,
         peer_id: str | None,
@@ -631,7 +660,7 @@ class Gateway:
         reply: _Reply | None,
         status: str,
         outcome: str,
-        tx: Tx,
+        tx: SyncTx,
         *,
         session: Session | None = None,
         idle_seconds: float = 3600.0,
@@ -639,9 +668,9 @@ class Gateway:
         """Session changes, the reply in the outbox and the inbox row done: all or nothing."""
         msg = work.message
         if changes is not None and canonical is not None:
-            await changes.apply(tx.conn, canonical, tx.now, idle_seconds, session)
+            changes.apply(tx.conn, canonical, tx.now, idle_seconds, session)
         if reply is not None and reply.text.strip():
-            await enqueue(
+            enqueue_sync(
                 tx.conn,
                 channel=msg.channel,
                 chat_id=msg.chat_id,
@@ -653,7 +682,7 @@ class Gateway:
                 buttons=reply.buttons,
                 owner=self.owner,
             )
-        await _mark(work.inbox_id, status, outcome, tx)
+        _mark(work.inbox_id, status, outcome, tx)
 
     def _wake(self, channel: str) -> None:
         for wake in self._wakers.get(channel, ()):
@@ -661,6 +690,74 @@ class Gateway:
 
 
 # -- helpers -------------------------------------------------------------------
+
+
+def enqueue_sync(
+    conn: sa.Connection,
+    *,
+    channel: str,
+    chat_id: str,
+    text: str,
+    now: float,
+    peer_id: str | None,
+    inbox_id: int | None,
+    dedupe_key: str,
+    buttons: list[dict[str, str]] | None,
+    owner: str | None,
+) -> bool:
+    """:func:`polpo.store.outbox.enqueue` on a synchronous connection; False if already there."""
+    res = conn.execute(
+        _outbox_insert(conn),
+        {
+            "channel": channel,
+            "chat_id": chat_id,
+            "peer_id": peer_id,
+            "text": text,
+            "inbox_id": inbox_id,
+            "dedupe_key": dedupe_key,
+            "buttons": buttons,
+            "owner": owner,
+            "parts_sent": 0,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+        },
+    )
+    return bool(res.rowcount)
+
+
+def _insert_ignore(dialect: str, table: sa.Table) -> Any:
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return pg_insert(table).on_conflict_do_nothing()
+
+
+# Built once per dialect: constructing SQLAlchemy statements costs more than running them.
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _inbox_insert(conn: sa.Connection) -> Any:
+    key = ("inbox", conn.dialect.name)
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, inbox).returning(inbox.c.id)
+    return _STATEMENTS[key]
+
+
+def _outbox_insert(conn: sa.Connection) -> Any:
+    key = ("outbox", conn.dialect.name)
+    if key not in _STATEMENTS:
+        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, outbox)
+    return _STATEMENTS[key]
+
+
+_LISTED = sa.select(allowlist.c.peer_id).where(
+    allowlist.c.peer_id.in_(sa.bindparam("ids", expanding=True))
+)
+_MARK = inbox.update().where(inbox.c.id == sa.bindparam("iid"))
 
 
 _PAIRING_SILENCE = {
@@ -691,11 +788,9 @@ def precheck(msg: InboundMessage, gw: GatewayConfig | None) -> str | None:
     return None
 
 
-async def _mark(inbox_id: int, status: str, outcome: str | None, tx: Tx) -> None:
-    await tx.conn.execute(
-        inbox.update()
-        .where(inbox.c.id == inbox_id)
-        .values(status=status, outcome=outcome, processed_at=tx.now)
+def _mark(inbox_id: int, status: str, outcome: str | None, tx: SyncTx) -> None:
+    tx.conn.execute(
+        _MARK, {"iid": inbox_id, "status": status, "outcome": outcome, "processed_at": tx.now}
     )
 
 
@@ -729,6 +824,7 @@ _STR_FIELDS = (
 )
 
 
+_FIELDS = tuple(InboundMessage.__dataclass_fields__)
 _REQUIRED = frozenset({"channel", "peer", "chat_id", "message_id", "text"})
 
 

@@ -13,10 +13,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polpo.ids import new_id
 from polpo.store.tables import sessions
+
+# Built once: constructing SQLAlchemy statements costs more than running them.
+_OPEN = (
+    sa.select(sessions.c.id, sessions.c.last_active_at, sessions.c.history, sessions.c.pending)
+    .where(sessions.c.peer_id == sa.bindparam("peer"), sessions.c.ended_at.is_(None))
+    .order_by(sessions.c.last_active_at.desc())
+)
+_BY_ID = sessions.update().where(sessions.c.id == sa.bindparam("sid"))
+_ACTIVE = sessions.update().where(
+    sessions.c.peer_id == sa.bindparam("peer"),
+    sessions.c.ended_at.is_(None),
+    sessions.c.last_active_at > sa.bindparam("since"),
+)
+_INSERT = sessions.insert()
 
 
 @dataclass
@@ -26,31 +39,21 @@ class Session:
     pending: dict[str, Any] | None
 
 
-async def open_session(
-    conn: AsyncConnection, canonical: str, now: float, idle_seconds: float
-) -> Session:
+def open_session(conn: sa.Connection, canonical: str, now: float, idle_seconds: float) -> Session:
     """The peer's open session; a new one if there is none or it has been idle too long."""
-    row = (
-        await conn.execute(
-            sa.select(
-                sessions.c.id, sessions.c.last_active_at, sessions.c.history, sessions.c.pending
-            )
-            .where(sessions.c.peer_id == canonical, sessions.c.ended_at.is_(None))
-            .order_by(sessions.c.last_active_at.desc())
-        )
-    ).first()
+    row = conn.execute(_OPEN, {"peer": canonical}).first()
     if row is not None and now - row.last_active_at < idle_seconds:
         history = row.history if isinstance(row.history, list) else []
         pending = row.pending if isinstance(row.pending, dict) else None
         return Session(row.id, history, pending)
     if row is not None:
-        await end_sessions(conn, canonical, now)
-    sid = await _insert(conn, canonical, now, [], None)
+        end_sessions(conn, canonical, now)
+    sid = _insert(conn, canonical, now, [], None)
     return Session(sid, [], None)
 
 
-async def end_sessions(conn: AsyncConnection, canonical: str, now: float) -> None:
-    await conn.execute(
+def end_sessions(conn: sa.Connection, canonical: str, now: float) -> None:
+    conn.execute(
         sessions.update()
         .where(sessions.c.peer_id == canonical, sessions.c.ended_at.is_(None))
         .values(ended_at=now)
@@ -76,9 +79,9 @@ class SessionChanges:
     async def set_pending(self, pending: dict[str, Any] | None) -> None:
         self.pending = pending
 
-    async def apply(
+    def apply(
         self,
-        conn: AsyncConnection,
+        conn: sa.Connection,
         canonical: str,
         now: float,
         idle_seconds: float,
@@ -86,10 +89,10 @@ class SessionChanges:
     ) -> None:
         """Write the changes; also counts as activity (the idle clock restarts)."""
         if self.reset_requested:
-            await end_sessions(conn, canonical, now)
+            end_sessions(conn, canonical, now)
             if self.pending is not _UNSET and self.pending is not None:
                 # a command that reset and then asked a question: keep the question
-                await _insert(conn, canonical, now, [], self.pending)
+                _insert(conn, canonical, now, [], self.pending)
             return
         values: dict[str, Any] = {"last_active_at": now}
         if self.history is not None:
@@ -97,41 +100,32 @@ class SessionChanges:
         if self.pending is not _UNSET:
             values["pending"] = self.pending
         if session is not None:
-            await conn.execute(
-                sessions.update().where(sessions.c.id == session.id).values(**values)
-            )
+            conn.execute(_BY_ID, {"sid": session.id, **values})
             return
-        res = await conn.execute(
-            sessions.update()
-            .where(
-                sessions.c.peer_id == canonical,
-                sessions.c.ended_at.is_(None),
-                sessions.c.last_active_at > now - idle_seconds,
-            )
-            .values(**values)
-        )
+        res = conn.execute(_ACTIVE, {"peer": canonical, "since": now - idle_seconds, **values})
         if res.rowcount == 0:
-            await end_sessions(conn, canonical, now)
+            end_sessions(conn, canonical, now)
             pending = self.pending if self.pending is not _UNSET else None
-            await _insert(conn, canonical, now, self.history or [], pending)
+            _insert(conn, canonical, now, self.history or [], pending)
 
 
-async def _insert(
-    conn: AsyncConnection,
+def _insert(
+    conn: sa.Connection,
     canonical: str,
     now: float,
     history: list[Any],
     pending: dict[str, Any] | None,
 ) -> str:
     sid = new_id()
-    await conn.execute(
-        sessions.insert().values(
-            id=sid,
-            peer_id=canonical,
-            created_at=now,
-            last_active_at=now,
-            history=history,
-            pending=pending,
-        )
+    conn.execute(
+        _INSERT,
+        {
+            "id": sid,
+            "peer_id": canonical,
+            "created_at": now,
+            "last_active_at": now,
+            "history": history,
+            "pending": pending,
+        },
     )
     return sid
