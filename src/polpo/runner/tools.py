@@ -175,9 +175,6 @@ def write_file(ws: Workspace, path: str, content: str) -> str:
     if p == ws.root or p.is_dir():
         raise ToolRefused(f"{path!r} is a folder")
     p.parent.mkdir(parents=True, exist_ok=True)
-    # the parent may have been created through a path that resolve() already checked;
-    # check again now that it exists, so a symlinked folder cannot slip in
-    ws.resolve(str(p.relative_to(ws.root)))
     existed = p.exists()
     p.write_bytes(data)
     return f"{'updated' if existed else 'created'} {ws.rel(p)} ({len(data)} bytes)"
@@ -266,9 +263,10 @@ def _wrap(name: str, fn: ToolFn) -> Callable[..., Awaitable[str]]:
     async def call(ctx: RunContext[Workspace], **kwargs: Any) -> str:
         ws = ctx.deps
         try:
-            out = fn(ws, **kwargs)
-            if asyncio.iscoroutine(out):
-                out = await out
+            if asyncio.iscoroutinefunction(fn):
+                out = await fn(ws, **kwargs)
+            else:  # file walks and reads off the event loop: serve keeps answering meanwhile
+                out = await asyncio.to_thread(fn, ws, **kwargs)
         except ToolRefused as e:
             ws.record(name, kwargs, output=str(e), status="refused")
             return f"Error: {e}"
