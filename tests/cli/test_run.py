@@ -81,3 +81,15 @@ def test_mission_run_without_wait_only_activates(cli: Cli) -> None:
     assert r.code == 0
     assert "is active" in r.out and "polpo run" in r.out
     assert cli("task", "list", "--json").json()[0]["status"] == "pending"
+
+
+def test_task_runs_shows_each_attempt(cli: Cli) -> None:
+    short = cli("task", "add", "Fix the bug", "-a", "coder", "--json").json()["shortId"]
+    assert "Not run yet." in cli("task", "runs", short).out
+    cli("run")
+    r = cli("task", "runs", short)
+    assert r.code == 0
+    assert "Attempt 1: done" in r.out and "model requests" in r.out and "Result:" in r.out
+    (run,) = cli("task", "runs", short, "--json").json()
+    assert run["status"] == "done" and run["seconds"] >= 0
+    assert cli("task", "runs", "zzzz").code == 1

@@ -528,3 +528,56 @@ async def _wait_for_approval(app: Polpo) -> list[Any]:
         return await app.approvals.list()
     finally:
         unsubscribe()
+
+
+async def test_a_start_approval_is_asked_even_while_the_agent_is_busy(
+    open_project: OpenProject,
+) -> None:
+    app = await open_project(
+        approvalGates=[{"name": "plan", "hook": "task:start", "agents": ["coder"]}]
+    )
+    release = asyncio.Event()
+
+    async def slow(messages: list[Any]) -> str:
+        await release.wait()
+        return "ok"
+
+    first = await app.tasks.add("First", agent="coder")
+    runner = make_runner(app, Script([slow]))
+    await runner.tick()  # asks for First
+    (a1,) = await app.approvals.list()
+    await app.approvals.approve(a1.id, by="cli")
+    await runner.tick()  # First runs: coder (maxConcurrency 1) is busy
+    assert (await app.tasks.get(first.id)).status == "running"
+    second = await app.tasks.add("Second", agent="coder")
+    await runner.tick()
+    (a2,) = await app.approvals.list()  # asked now, not when coder is free
+    assert a2.task_id == second.id
+    release.set()
+    await runner.wait_idle()
+    await app.approvals.approve(a2.id, by="cli")
+    await runner.drain()
+    assert (await app.tasks.get(second.id)).status == "done"
+    runner.close()
+
+
+async def test_run_wait_waits_for_an_approval_given_elsewhere(open_project: OpenProject) -> None:
+    app = await open_project(
+        approvalGates=[{"name": "plan", "hook": "task:start"}], runner={"pollSeconds": 0.05}
+    )
+    cli = await open_project()  # another process: its events reach us only through the db
+    task = await app.tasks.add("Gated", agent="writer")
+    requested = asyncio.Event()
+
+    async def on_req(ev: Any) -> None:
+        requested.set()
+
+    app.bus.subscribe("approval:requested", on_req)
+    drain = asyncio.create_task(make_runner(app, Script(["ok"])).drain(wait=True))
+    await asyncio.wait_for(requested.wait(), 10)
+    assert not drain.done()
+    (approval,) = await cli.approvals.list()
+    await cli.approvals.approve(approval.short_id, by="cli")
+    report = await asyncio.wait_for(drain, 10)
+    assert [t.id for t in report.finished] == [task.id]
+    assert (await app.tasks.get(task.id)).status == "done"

@@ -68,9 +68,10 @@ async def test_path_escapes_by_the_model_are_refused_and_recorded(
     assert len(script.tool_results) == len(attempts)
     assert all(r.startswith("Error: ") for r in script.tool_results), script.tool_results
     assert "TOP SECRET" not in "".join(script.tool_results)
-    assert "outside the project directory" in script.tool_results[0]
-    assert "through a symlink" in script.tool_results[2]
-    assert ".polpo/" in script.tool_results[-1]
+    # (parallel tool calls may answer in any order)
+    assert sum("outside the project directory" in r for r in script.tool_results) == 9
+    assert sum("through a symlink" in r for r in script.tool_results) == 4
+    assert sum("inside .polpo/" in r for r in script.tool_results) == 2
     # the task itself finished: a refusal is not a crash
     assert (await app.tasks.get(task.id)).status == "done"
     async with app.store.read() as conn:
@@ -81,7 +82,10 @@ async def test_path_escapes_by_the_model_are_refused_and_recorded(
         ).scalar_one()
     tools = [e for e in transcript if e["type"] == "tool"]
     assert [e["status"] for e in tools] == ["refused"] * len(attempts)
-    assert tools[0]["args"] == {"path": "../outside/secret.txt"}
+    # in call order, with every argument the tool got
+    assert [e["tool"] for e in tools] == [t for t, _ in attempts]
+    assert [e["args"].get("path") for e in tools] == [a.get("path", ".") for _, a in attempts]
+    assert "through a symlink" in tools[2]["output"]
 
 
 async def test_run_command_is_only_offered_to_agents_that_list_it(

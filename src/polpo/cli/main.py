@@ -55,7 +55,7 @@ def _root(
 #: One line per feature. Each module has ``register(app)``.
 COMMAND_MODULES: list[str] = [
     "polpo.cli.project",  # init, config check, status, agents
-    "polpo.cli.tasks",  # task add|list|show|cancel|retry
+    "polpo.cli.tasks",  # task add|list|show|runs|cancel|retry
     "polpo.cli.missions",  # mission add|list|show|start|run|cancel
     "polpo.cli.run",  # run (drain the task queue once)
     "polpo.cli.approvals",  # approvals list|show|approve|reject

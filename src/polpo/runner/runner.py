@@ -63,7 +63,7 @@ LEASE_SECONDS = 60.0
 #: How often a runner looks for runs left behind by dead processes (seconds).
 RECOVER_EVERY = 10.0
 MAX_RESULT = 20_000
-MAX_CANDIDATES = 200
+MAX_CANDIDATES = 500
 
 #: Worker ids of the runners alive in this process (a dead one's runs are interrupted).
 LIVE_WORKERS: set[str] = set()
@@ -299,10 +299,12 @@ class Runner:
             full_scan = self._failures_seen or not cfg.agents
             self._failures_seen = False
             free = [a.name for a in cfg.agents if running.get(a.name, 0) < a.max_concurrency]
-            if not full_scan and not free:
+            # a start gate is asked for as soon as the task is ready, busy agent or not
+            gated = [a.name for a in cfg.agents if gate_for(cfg, a.name, "task:start")]
+            if not full_scan and not free and not gated:
                 return changed
             candidates = await self._candidates(
-                conn, None if full_scan else free, [a.name for a in cfg.agents]
+                conn, None if full_scan else free, [a.name for a in cfg.agents], gated
             )
             dep_ids = {d for t in candidates for d in t.depends_on}
             dep_status: dict[str, tuple[str, str]] = {}
@@ -334,7 +336,8 @@ class Runner:
                 )
                 changed += await self._fail_pending(task, reason)
                 continue
-            if running.get(agent.name, 0) >= agent.max_concurrency:
+            needs_start_gate = not task.start_approved and gate_for(cfg, agent.name, "task:start")
+            if not needs_start_gate and running.get(agent.name, 0) >= agent.max_concurrency:
                 continue
             outcome = await self._claim(task, agent)
             if outcome == "started":
@@ -345,7 +348,7 @@ class Runner:
         return changed
 
     async def _candidates(
-        self, conn: Any, free: list[str] | None, configured: list[str]
+        self, conn: Any, free: list[str] | None, configured: list[str], gated: list[str]
     ) -> list[Task]:
         q = (
             sa.select(tasks)
@@ -356,12 +359,19 @@ class Runner:
             )
         )
         if free is not None:
-            default_free = bool(configured) and configured[0] in free
+            default = configured[0] if configured else None
             q = q.where(
                 sa.or_(
                     tasks.c.agent.in_(free),
                     tasks.c.agent.not_in(configured),  # to fail them clearly
-                    tasks.c.agent.is_(None) if default_free else sa.false(),
+                    tasks.c.agent.is_(None) if default in free else sa.false(),
+                    sa.and_(
+                        sa.or_(
+                            tasks.c.agent.in_(gated),
+                            tasks.c.agent.is_(None) if default in gated else sa.false(),
+                        ),
+                        tasks.c.start_approved.is_(False),
+                    ),
                 )
             )
         q = q.order_by(tasks.c.mission_id, tasks.c.position, tasks.c.created_at, tasks.c.id)

@@ -87,17 +87,26 @@ class Workspace:
         r = p.relative_to(self.root).as_posix()
         return r or "."
 
+    def begin(self, tool: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A transcript entry for a call, in call order (parallel calls may end in any order)."""
+        entry: dict[str, Any] = {
+            "type": "tool",
+            "tool": tool,
+            "args": {k: _clip(v, 500) for k, v in args.items()},
+            "status": "running",
+            "output": "",
+            "at": self.clock(),
+        }
+        self.transcript.append(entry)
+        return entry
+
     def record(self, tool: str, args: dict[str, Any], *, output: str, status: str) -> None:
-        self.transcript.append(
-            {
-                "type": "tool",
-                "tool": tool,
-                "args": {k: _clip(v, 500) for k, v in args.items()},
-                "status": status,  # ok | refused | error
-                "output": _clip(output, TRANSCRIPT_OUTPUT),
-                "at": self.clock(),
-            }
-        )
+        self.end(self.begin(tool, args), output=output, status=status)
+
+    @staticmethod
+    def end(entry: dict[str, Any], *, output: str, status: str) -> None:
+        entry["status"] = status  # ok | refused | error
+        entry["output"] = _clip(output, TRANSCRIPT_OUTPUT)
 
 
 def _clip(v: Any, n: int) -> Any:
@@ -175,9 +184,6 @@ def write_file(ws: Workspace, path: str, content: str) -> str:
     if p == ws.root or p.is_dir():
         raise ToolRefused(f"{path!r} is a folder")
     p.parent.mkdir(parents=True, exist_ok=True)
-    # the parent may have been created through a path that resolve() already checked;
-    # check again now that it exists, so a symlinked folder cannot slip in
-    ws.resolve(str(p.relative_to(ws.root)))
     existed = p.exists()
     p.write_bytes(data)
     return f"{'updated' if existed else 'created'} {ws.rel(p)} ({len(data)} bytes)"
@@ -265,18 +271,20 @@ ToolFn = Callable[..., Any]
 def _wrap(name: str, fn: ToolFn) -> Callable[..., Awaitable[str]]:
     async def call(ctx: RunContext[Workspace], **kwargs: Any) -> str:
         ws = ctx.deps
+        entry = ws.begin(name, kwargs)
         try:
-            out = fn(ws, **kwargs)
-            if asyncio.iscoroutine(out):
-                out = await out
+            if asyncio.iscoroutinefunction(fn):
+                out = await fn(ws, **kwargs)
+            else:  # file walks and reads off the event loop: serve keeps answering meanwhile
+                out = await asyncio.to_thread(fn, ws, **kwargs)
         except ToolRefused as e:
-            ws.record(name, kwargs, output=str(e), status="refused")
+            ws.end(entry, output=str(e), status="refused")
             return f"Error: {e}"
         except OSError as e:
             msg = f"{e.strerror or e}"
-            ws.record(name, kwargs, output=msg, status="error")
+            ws.end(entry, output=msg, status="error")
             return f"Error: {msg}"
-        ws.record(name, kwargs, output=str(out), status="ok")
+        ws.end(entry, output=str(out), status="ok")
         return str(out)
 
     return call
