@@ -60,6 +60,7 @@ COMMAND_MODULES: list[str] = [
     "polpo.cli.approvals",  # approvals list|show|approve|reject
     "polpo.cli.serve",  # serve
     "polpo.cli.telegram",  # telegram status|delete-webhook
+    "polpo.cli.whatsapp",  # whatsapp login|status|logout
 ]
 
 for _name in COMMAND_MODULES:
