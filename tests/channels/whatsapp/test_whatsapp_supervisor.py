@@ -62,7 +62,8 @@ async def test_backoff_has_jitter_and_is_capped_at_a_minute(
     await ch.stop()
     # half of each step with rng() == 0: 0.5, 1, 2, … and never more than 60
     assert sleep.delays[:8] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert "exited with code 3" in (listener.statuses[-2].detail or "")
+    retrying = [s.detail or "" for s in listener.statuses if s.state == "disconnected"]
+    assert retrying[0] == "the WhatsApp worker exited with code 3; retrying in 0.5 s"
 
 
 async def test_a_worker_crash_mid_session_fails_the_send_and_the_worker_comes_back(

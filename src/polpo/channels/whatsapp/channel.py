@@ -257,7 +257,7 @@ class WhatsAppChannel:
             self.restarts += 1
             delay = backoff.next_delay()
             why = self._detail or "the WhatsApp worker exited"
-            await self._set_state("disconnected", f"{why}; retrying in {delay:.0f} s")
+            await self._set_state("disconnected", f"{why}; retrying in {_seconds(delay)} s")
             await self._sleep(delay)
 
     async def _run_worker(self) -> tuple[str, bool]:
@@ -541,6 +541,11 @@ class _WorkerRun:
         self.outcome: str | None = None
         self.connected = False
         self.error: p.Error | None = None
+
+
+def _seconds(delay: float) -> str:
+    """``0.5``, ``1.4``, ``12``: a delay as a person reads it."""
+    return f"{delay:.0f}" if delay >= 10 else f"{delay:.1f}".rstrip("0").rstrip(".")
 
 
 def to_jid(chat_id: str) -> str:

@@ -63,6 +63,7 @@ _WRAPPERS = (
     "groupMentionedMessage",
     "spoilerMessage",
 )
+_WRAPPER_SET = frozenset(_WRAPPERS)
 #: the wrapper depth we follow; deeper nesting is not something WhatsApp sends
 _MAX_DEPTH = 8
 
@@ -177,38 +178,39 @@ def normalize(
 _Parsed = tuple[MessageKind, str, "str | None", "str | None", int]
 
 
-def _unwrap(message: Message) -> Message:
+def _unwrap(message: Message) -> tuple[Message, list[str]]:
+    """The innermost message and the names of its fields that are set."""
     for _ in range(_MAX_DEPTH):
-        for name in _WRAPPERS:
-            if message.HasField(name):
+        present = [fd.name for fd, _ in message.ListFields()]
+        for name in present:
+            if name in _WRAPPER_SET:
                 inner = getattr(message, name)
                 if inner.HasField("message"):
                     message = inner.message
                     break
         else:
-            return message
-    return message
+            return message, present
+    return message, [fd.name for fd, _ in message.ListFields()]
 
 
 def _content(message: Message) -> _Parsed | None:
     """(kind, text, target id, quoted id, edit timestamp) or None for non-messages."""
-    message = _unwrap(message)
-    present = [fd.name for fd, _ in message.ListFields()]
+    message, present = _unwrap(message)
     if not present:
         return None
-    if "protocolMessage" in present:
-        return _protocol(message.protocolMessage)
-    if "reactionMessage" in present:
-        reaction = message.reactionMessage
-        return "reaction", reaction.text, reaction.key.ID or None, None, 0
     if "conversation" in present:
-        return "text", message.conversation, None, _quoted(message, present), 0
+        return "text", message.conversation, None, None, 0  # a quote makes it extended text
     if "extendedTextMessage" in present:
         ext = message.extendedTextMessage
         quoted = ext.contextInfo.stanzaID or None
         if ext.text:
             return "text", ext.text, None, quoted, 0
         return "unsupported", "", None, quoted, 0
+    if "protocolMessage" in present:
+        return _protocol(message.protocolMessage)
+    if "reactionMessage" in present:
+        reaction = message.reactionMessage
+        return "reaction", reaction.text, reaction.key.ID or None, None, 0
     for name in _CAPTIONED:
         if name in present:
             media = getattr(message, name)
