@@ -302,3 +302,19 @@ async def test_a_message_the_listener_failed_to_store_is_not_acked(
     await ch.stop()
     assert listener.messages == []
     assert [e for e in fake_log(auth_dir) if e["type"] == "ack"] == []
+
+
+async def test_an_outage_is_reported_once_not_once_per_retry(
+    make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
+) -> None:
+    sleep = ManualSleep(changes, gated=True)
+    ch = make_channel("flaky", sleep=sleep)
+    await ch.start(listener)
+    await changes.wait_for(lambda: len(sleep.delays) == 1)
+    sleep.release()
+    await changes.wait_for(lambda: len(sleep.delays) == 2)
+    assert ch.status().detail == "no route to web.whatsapp.com; retrying in 2 s"
+    sleep.release()
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    # the gateway alerts admins on "disconnected": it hears it once for the outage
+    assert listener.states() == ["starting", "connecting", "disconnected", "connected"]
