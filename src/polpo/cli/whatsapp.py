@@ -149,14 +149,30 @@ class _LoginScreen:
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    offline: Annotated[
+        bool,
+        typer.Option("--offline", help="Do not connect to WhatsApp when no polpo serve answers."),
+    ] = False,
 ) -> None:
-    """Linked or not, the number, and whether a running polpo serve is connected."""
+    """Linked or not, the number, and whether a running polpo serve is connected
+    (without one: a short live connection, unless --offline)."""
+    import asyncio
+
     from polpo.channels.whatsapp.account import linked_account, lock_holder
+    from polpo.channels.whatsapp.session import live_check
+    from polpo.errors import LockHeldError
 
     loaded, auth_dir = _project(ctx)
     account = linked_account(auth_dir)
     holder = lock_holder(auth_dir)
     server_url, live, server_error = _ask_server(loaded)
+    check: dict[str, Any] | None = None
+    if account is not None and server_error is not None and holder is None and not offline:
+        try:
+            probe = asyncio.run(live_check(auth_dir))
+            check = {"connected": probe.connected, "detail": probe.detail}
+        except LockHeldError as e:
+            check = {"connected": None, "detail": e.message}
     result: dict[str, Any] = {
         "linked": account is not None,
         "phone": account.phone if account else None,
@@ -164,6 +180,7 @@ def status(
         "authDir": str(auth_dir),
         "heldBy": holder,
         "serve": {"url": server_url, "reachable": server_error is None, "channel": live},
+        "liveCheck": check,
     }
     if as_json:
         typer.echo(json.dumps(result, indent=2))
@@ -184,6 +201,8 @@ def status(
         typer.echo(f"In use:   by {holder}")
     elif account is not None and server_error is not None:
         typer.echo("In use:   no process holds the account right now")
+    if check is not None:
+        typer.echo(f"Live:     {check['detail']}")
 
 
 def _ask_server(loaded: LoadedConfig | None) -> tuple[str, dict[str, Any] | None, str | None]:

@@ -161,14 +161,31 @@ def test_status_without_credentials_or_server(cli: Cli, auth: Path) -> None:
     assert "Serve:    not reachable at http://127.0.0.1:1" in r.out
 
 
-def test_status_reads_the_credentials_when_no_server_runs(cli: Cli, auth: Path) -> None:
+def test_status_reads_the_credentials_and_checks_live_when_no_server_runs(
+    cli: Cli, auth: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_credentials(auth)
+    _fake(monkeypatch, "ok")
     r = cli("whatsapp", "status")
     assert f"Linked:   yes, +{OWN_PHONE} (Owner)" in r.out
     assert "In use:   no process holds the account right now" in r.out
+    assert f"Live:     connected to WhatsApp as +{OWN_PHONE}" in r.out
     data = json.loads(cli("whatsapp", "status", "--json").out)
     assert data["linked"] is True and data["phone"] == OWN_PHONE
     assert data["serve"]["reachable"] is False
+    assert data["liveCheck"]["connected"] is True
+
+
+def test_status_live_check_says_why_it_cannot_connect(
+    cli: Cli, auth: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_credentials(auth)
+    _fake(monkeypatch, "flaky")
+    r = cli("whatsapp", "status")
+    assert "Live:     cannot connect: no route to web.whatsapp.com" in r.out
+    r = cli("whatsapp", "status", "--offline")
+    assert "Live:" not in r.out
+    assert (auth / "fake_runs").read_text() == "1"  # --offline started no worker
 
 
 @pytest.fixture

@@ -291,3 +291,50 @@ async def _remote_logout(
                 return False, "WhatsApp no longer accepts these credentials"
     finally:
         await session.close()
+
+
+@dataclass(frozen=True)
+class LiveCheck:
+    connected: bool
+    detail: str
+
+
+async def live_check(
+    auth_dir: Path,
+    *,
+    within: float = 15.0,
+    worker_command: Sequence[str] | None = None,
+) -> LiveCheck:
+    """Connect once with the stored credentials and disconnect (``polpo whatsapp status``).
+
+    Takes the account lock like any other holder: raises
+    :class:`~polpo.errors.LockHeldError` when another process holds it.
+    """
+    lock = AccountLock(auth_dir, "polpo whatsapp status")
+    lock.acquire()
+    session = WorkerSession(auth_dir, worker_command)
+    try:
+        await session.start()
+        await session.send(p.Connect())
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = await session.next_event(left)
+            except TimeoutError:
+                break
+            if event is None:
+                return LiveCheck(False, "the WhatsApp worker stopped")
+            if isinstance(event, p.Connected):
+                return LiveCheck(True, f"connected to WhatsApp as +{event.phone}")
+            if isinstance(event, p.LoggedOut):
+                return LiveCheck(
+                    False, f"WhatsApp no longer accepts these credentials ({event.reason})"
+                )
+            if isinstance(event, p.Qr):
+                return LiveCheck(False, "WhatsApp asks to link again")
+            if isinstance(event, p.Error) and event.fatal:
+                return LiveCheck(False, f"cannot connect: {event.message}")
+        return LiveCheck(False, f"no connection within {within:.0f} s")
+    finally:
+        await session.close()
+        lock.release()
