@@ -63,6 +63,7 @@ COMMAND_MODULES: list[str] = [
     "polpo.cli.telegram",  # telegram status|delete-webhook
     "polpo.cli.peers",  # peers list|allow|revoke|link|unlink, pair list|approve
     "polpo.cli.simulate",  # simulate, chat
+    "polpo.cli.whatsapp",  # whatsapp login|status|logout
 ]
 
 for _name in COMMAND_MODULES:

@@ -15,6 +15,11 @@ Scenarios:
   messages     connects, then sends the messages in DIR/fake_messages.json one by
                one, each after the previous one was acked
   garbage      writes lines that are not protocol, then connects
+  login_qr     run 1: two QR codes, then linked (credentials written) and exits for
+               the restart WhatsApp asks for; run 2 connects
+  login_phone  a pairing code for the number in connect, then linked and connected
+
+Every scenario answers logout with logged_out.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+from wa_support import make_credentials
 
 from polpo.channels.whatsapp import protocol as p
 
@@ -59,6 +66,21 @@ def main() -> int:
     for raw in sys.stdin:
         command = p.decode_command(raw)
         record(command)
+        if isinstance(command, p.Connect) and scenario == "login_qr" and run == 1:
+            emit(p.Qr(code="2@first-code", seconds=60))
+            emit(p.Qr(code="2@second-code", seconds=20))
+            make_credentials(auth_dir)
+            emit(p.Paired(phone="39000000001", jid="39000000001:7@s.whatsapp.net"))
+            return 3
+        if isinstance(command, p.Connect) and scenario == "login_phone":
+            emit(p.PairCode(code=f"K7M2{(command.phone or '')[-4:]}"))
+            make_credentials(auth_dir, phone=command.phone or "39000000001")
+            emit(p.Paired(phone=command.phone or "", jid=""))
+            emit(p.Connected(phone=command.phone or "", jid=""))
+            continue
+        if isinstance(command, p.Logout):
+            emit(p.LoggedOut(reason="logged out by polpo", ref=command.ref))
+            return 0
         if isinstance(command, p.Connect):
             if scenario == "flaky" and run <= 2:
                 emit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -443,6 +444,9 @@ def test_random_message_events_never_raise(
     m = normalize(e, own=OwnAccount(own_phone, own_lid), resolve_lid=lambda lid: lid)
     if m is not None:
         assert m.message_id and m.channel == "whatsapp"
+        # always a peer the gateway can read: phone digits or lid:<digits>
+        assert re.fullmatch(r"(lid:)?[0-9]+", m.peer), m.peer
+        assert m.lid is None or re.fullmatch(r"[0-9]+", m.lid)
 
 
 @settings(max_examples=400, deadline=None)

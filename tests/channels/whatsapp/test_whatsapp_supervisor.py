@@ -62,7 +62,8 @@ async def test_backoff_has_jitter_and_is_capped_at_a_minute(
     await ch.stop()
     # half of each step with rng() == 0: 0.5, 1, 2, … and never more than 60
     assert sleep.delays[:8] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
-    assert "exited with code 3" in (listener.statuses[-2].detail or "")
+    retrying = [s.detail or "" for s in listener.statuses if s.state == "disconnected"]
+    assert retrying[0] == "the WhatsApp worker exited with code 3; retrying in 0.5 s"
 
 
 async def test_a_worker_crash_mid_session_fails_the_send_and_the_worker_comes_back(
@@ -301,3 +302,19 @@ async def test_a_message_the_listener_failed_to_store_is_not_acked(
     await ch.stop()
     assert listener.messages == []
     assert [e for e in fake_log(auth_dir) if e["type"] == "ack"] == []
+
+
+async def test_an_outage_is_reported_once_not_once_per_retry(
+    make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
+) -> None:
+    sleep = ManualSleep(changes, gated=True)
+    ch = make_channel("flaky", sleep=sleep)
+    await ch.start(listener)
+    await changes.wait_for(lambda: len(sleep.delays) == 1)
+    sleep.release()
+    await changes.wait_for(lambda: len(sleep.delays) == 2)
+    assert ch.status().detail == "no route to web.whatsapp.com; retrying in 2 s"
+    sleep.release()
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    # the gateway alerts admins on "disconnected": it hears it once for the outage
+    assert listener.states() == ["starting", "connecting", "disconnected", "connected"]

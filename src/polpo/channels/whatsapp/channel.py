@@ -136,6 +136,8 @@ class WhatsAppChannel:
         self._typing: dict[str, asyncio.Task[None]] = {}
         self._connected_since: float | None = None
         self._stderr_tail: deque[str] = deque(maxlen=20)
+        #: why the last worker run ended (shown while reconnecting)
+        self._failure = "disconnected"
 
         self._state = "stopped"
         self._detail: str | None = None
@@ -193,7 +195,7 @@ class WhatsAppChannel:
             await proc.wait()
 
     def status(self) -> ChannelStatus:
-        extra: dict[str, Any] = {"inbound": self._inbound, "restarts": self._restarts_shown()}
+        extra: dict[str, Any] = {"inbound": self._inbound, "restarts": self.restarts}
         if self._qr is not None:
             extra["qr"] = self._qr
         if self._pair_code is not None:
@@ -207,9 +209,6 @@ class WhatsAppChannel:
             account=self._account,
             extra=extra,
         )
-
-    def _restarts_shown(self) -> int:
-        return self.restarts
 
     # -- supervision -------------------------------------------------------------------
 
@@ -229,7 +228,11 @@ class WhatsAppChannel:
                 await self._set_state("error", e.message)
                 await self._sleep(self._login_poll)
                 continue
-            await self._set_state("connecting")
+            if self._state == "disconnected":
+                # Retrying: stay "disconnected" (one alert per outage, not one per attempt).
+                self._detail = f"{self._failure}; reconnecting"
+            else:
+                await self._set_state("connecting")
             outcome, connected = await self._run_worker()
             if self._stopping:
                 return
@@ -257,7 +260,8 @@ class WhatsAppChannel:
             self.restarts += 1
             delay = backoff.next_delay()
             why = self._detail or "the WhatsApp worker exited"
-            await self._set_state("disconnected", f"{why}; retrying in {delay:.0f} s")
+            self._failure = why
+            await self._set_state("disconnected", f"{why}; retrying in {_seconds(delay)} s")
             await self._sleep(delay)
 
     async def _run_worker(self) -> tuple[str, bool]:
@@ -523,7 +527,9 @@ class WhatsAppChannel:
                 future.set_exception(ChannelError(f"whatsapp: {why}", retryable=True))
 
     async def _set_state(self, state: str, detail: str | None = None) -> None:
-        changed = (state, detail) != (self._state, self._detail)
+        """Record the state; tell the listener when the state itself changed
+        (a new detail alone, "retrying in 4 s", is only in :meth:`status`)."""
+        changed = state != self._state
         self._state, self._detail = state, detail
         if state in ("error", "logged_out", "replaced"):
             log.warning("whatsapp: %s: %s", state, detail)
@@ -541,6 +547,11 @@ class _WorkerRun:
         self.outcome: str | None = None
         self.connected = False
         self.error: p.Error | None = None
+
+
+def _seconds(delay: float) -> str:
+    """``0.5``, ``1.4``, ``12``: a delay as a person reads it."""
+    return f"{delay:.0f}" if delay >= 10 else f"{delay:.1f}".rstrip("0").rstrip(".")
 
 
 def to_jid(chat_id: str) -> str:

@@ -63,6 +63,7 @@ _WRAPPERS = (
     "groupMentionedMessage",
     "spoilerMessage",
 )
+_WRAPPER_SET = frozenset(_WRAPPERS)
 #: the wrapper depth we follow; deeper nesting is not something WhatsApp sends
 _MAX_DEPTH = 8
 
@@ -145,8 +146,8 @@ def normalize(
     peer, lid = _peer(sender, source.SenderAlt, owner, resolve_lid)
     if peer is None:
         return None
-    if from_me and owner.phone and not is_group:
-        peer, lid = owner.phone, owner.lid
+    if from_me and not is_group and owner.phone is not None and _is_id(owner.phone):
+        peer, lid = owner.phone, owner.lid if _is_id(owner.lid) else None
     self_chat = not is_group and _is_own_chat(chat, owner)
 
     if kind == "edit" and target_id == message_id:
@@ -177,38 +178,39 @@ def normalize(
 _Parsed = tuple[MessageKind, str, "str | None", "str | None", int]
 
 
-def _unwrap(message: Message) -> Message:
+def _unwrap(message: Message) -> tuple[Message, list[str]]:
+    """The innermost message and the names of its fields that are set."""
     for _ in range(_MAX_DEPTH):
-        for name in _WRAPPERS:
-            if message.HasField(name):
+        present = [fd.name for fd, _ in message.ListFields()]
+        for name in present:
+            if name in _WRAPPER_SET:
                 inner = getattr(message, name)
                 if inner.HasField("message"):
                     message = inner.message
                     break
         else:
-            return message
-    return message
+            return message, present
+    return message, [fd.name for fd, _ in message.ListFields()]
 
 
 def _content(message: Message) -> _Parsed | None:
     """(kind, text, target id, quoted id, edit timestamp) or None for non-messages."""
-    message = _unwrap(message)
-    present = [fd.name for fd, _ in message.ListFields()]
+    message, present = _unwrap(message)
     if not present:
         return None
-    if "protocolMessage" in present:
-        return _protocol(message.protocolMessage)
-    if "reactionMessage" in present:
-        reaction = message.reactionMessage
-        return "reaction", reaction.text, reaction.key.ID or None, None, 0
     if "conversation" in present:
-        return "text", message.conversation, None, _quoted(message, present), 0
+        return "text", message.conversation, None, None, 0  # a quote makes it extended text
     if "extendedTextMessage" in present:
         ext = message.extendedTextMessage
         quoted = ext.contextInfo.stanzaID or None
         if ext.text:
             return "text", ext.text, None, quoted, 0
         return "unsupported", "", None, quoted, 0
+    if "protocolMessage" in present:
+        return _protocol(message.protocolMessage)
+    if "reactionMessage" in present:
+        reaction = message.reactionMessage
+        return "reaction", reaction.text, reaction.key.ID or None, None, 0
     for name in _CAPTIONED:
         if name in present:
             media = getattr(message, name)
@@ -262,21 +264,27 @@ def _peer(
 ) -> tuple[str | None, str | None]:
     """(peer external id, LID when the phone number is also known)."""
     user, server = sender.User, sender.Server
-    if not user:
-        return None, None
+    if not user.isdigit() or not user.isascii():
+        return None, None  # not an id WhatsApp gives people; nothing to answer
+    alt_user = alt.User if alt.User.isdigit() and alt.User.isascii() else ""
     if server in PHONE_SERVERS:
-        lid = alt.User if alt.Server in LID_SERVERS and alt.User else None
+        lid = alt_user if alt.Server in LID_SERVERS and alt_user else None
         return user, lid
     if server in LID_SERVERS:
-        if alt.Server in PHONE_SERVERS and alt.User:
-            return alt.User, user
-        if own.lid and user == own.lid and own.phone:
+        if alt.Server in PHONE_SERVERS and alt_user:
+            return alt_user, user
+        if user == own.lid and own.phone and _is_id(own.phone):
             return own.phone, user
         phone = _resolve(resolve_lid, user)
         if phone:
             return phone, user
         return f"lid:{user}", None
     return None, None  # bots, interop and other servers Polpo cannot answer
+
+
+def _is_id(value: str | None) -> bool:
+    """Digits only: what WhatsApp phone numbers and LIDs are."""
+    return value is not None and value.isdigit() and value.isascii()
 
 
 def _resolve(resolve_lid: LidResolver | None, lid: str) -> str | None:
@@ -289,7 +297,7 @@ def _resolve(resolve_lid: LidResolver | None, lid: str) -> str | None:
     if not phone:
         return None
     phone = phone.split("@", 1)[0].split(":", 1)[0]
-    return phone if phone.isdigit() else None
+    return phone if phone.isdigit() and phone.isascii() else None
 
 
 def _is_own_chat(chat: JID, own: OwnAccount) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Union
 
 from polpo.channels.base import InboundMessage
@@ -261,7 +261,8 @@ EVENTS: dict[str, type[Any]] = {
 
 def encode(message: Command | Event) -> str:
     """One protocol line, newline included."""
-    data = {"type": message.TYPE, **asdict(message)}
+    # Shallow on purpose: asdict() deep-copies a message's payload for nothing.
+    data = {"type": message.TYPE, **vars(message)}
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
@@ -397,6 +398,11 @@ _INBOUND_OPTIONAL: dict[str, Any] = {
 _KINDS = ("text", "edit", "reaction", "media", "unsupported")
 
 
+def inbound_to_wire(message: InboundMessage) -> dict[str, Any]:
+    """The ``message`` event's payload: ``InboundMessage.to_dict()``, without its deep copy."""
+    return dict(vars(message))
+
+
 def inbound_from_wire(data: dict[str, Any]) -> InboundMessage:
     """``InboundMessage.to_dict()`` back into the dataclass, checking every field."""
     for name, hint in _INBOUND_REQUIRED.items():
@@ -452,4 +458,5 @@ __all__ = [
     "decode_event",
     "encode",
     "inbound_from_wire",
+    "inbound_to_wire",
 ]

@@ -338,7 +338,7 @@ class Worker:
             return
         waiter = threading.Event()
         self.pending_acks[message.message_id] = waiter
-        self.out.emit(p.MessageReceived(message=message.to_dict()))
+        self.out.emit(p.MessageReceived(message=p.inbound_to_wire(message)))
         if not waiter.wait(ACK_TIMEOUT):
             self.pending_acks.pop(message.message_id, None)
             log.warning(
