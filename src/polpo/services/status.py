@@ -92,6 +92,22 @@ async def write_channel_state(
             )
 
 
+# Built once: /status runs these on every call.
+_TASK_COUNTS = sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status)
+_PENDING_APPROVALS = (
+    sa.select(sa.func.count()).select_from(approvals).where(approvals.c.status == "pending")
+)
+_RECENT_PEERS = (
+    sa.select(peers.c.id)
+    .where(peers.c.last_seen >= sa.bindparam("since"))
+    .order_by(peers.c.last_seen.desc())
+)
+_RUNNING_TASKS = (
+    sa.select(tasks).where(tasks.c.status == "running").order_by(tasks.c.created_at, tasks.c.id)
+)
+_CHANNEL_STATES = sa.select(channel_state).order_by(channel_state.c.channel)
+
+
 def read_status(conn: sa.Connection, config: PolpoConfig, now: float) -> StatusSummary:
     """The whole summary from one read transaction on a synchronous connection.
 
@@ -99,31 +115,12 @@ def read_status(conn: sa.Connection, config: PolpoConfig, now: float) -> StatusS
     on its own SQLite connection (one call instead of a dozen thread hops),
     which is what keeps ``/status`` cheap under load.
     """
-    rows = conn.execute(sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status)).all()
-    counts = {r[0]: int(r[1]) for r in rows}
-    pending = int(
-        conn.execute(
-            sa.select(sa.func.count()).select_from(approvals).where(approvals.c.status == "pending")
-        ).scalar()
-        or 0
-    )
-    recent = [
-        r[0]
-        for r in conn.execute(
-            sa.select(peers.c.id)
-            .where(peers.c.last_seen >= now - CONNECTED_WINDOW_SECONDS)
-            .order_by(peers.c.last_seen.desc())
-        ).all()
-    ]
-    running = [
-        records.task_from_row(r)
-        for r in conn.execute(
-            sa.select(tasks)
-            .where(tasks.c.status == "running")
-            .order_by(tasks.c.created_at, tasks.c.id)
-        ).all()
-    ]
-    states = conn.execute(sa.select(channel_state).order_by(channel_state.c.channel)).all()
+    counts = {r[0]: int(r[1]) for r in conn.execute(_TASK_COUNTS).all()}
+    pending = int(conn.execute(_PENDING_APPROVALS).scalar() or 0)
+    since = now - CONNECTED_WINDOW_SECONDS
+    recent = [r[0] for r in conn.execute(_RECENT_PEERS, {"since": since}).all()]
+    running = [records.task_from_row(r) for r in conn.execute(_RUNNING_TASKS).all()]
+    states = conn.execute(_CHANNEL_STATES).all()
     return StatusSummary(
         project=config.project,
         tasks={s: counts.get(s, 0) for s in TASK_STATUSES},
