@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from polpo.config import PolpoConfig
 from polpo.core.models import AgentView
 from polpo.core.states import TASK_STATUSES
+from polpo.services.agents import agent_views
 from polpo.services.context import ServiceContext
 from polpo.store import records
-from polpo.services.agents import agent_views
 from polpo.store.tables import approvals, channel_state, peers, tasks
 
 CONNECTED_WINDOW_SECONDS = 5 * 60
