@@ -225,10 +225,7 @@ async def _link(
 
 def _login_failure(event: p.Error) -> str:
     if event.code == "connect_failed":
-        return (
-            f"cannot reach WhatsApp ({event.message}); check the network connection "
-            "and run `polpo whatsapp login` again"
-        )
+        return f"{event.message}; check the network connection and run `polpo whatsapp login` again"
     return f"WhatsApp refused the connection: {event.message}"
 
 
