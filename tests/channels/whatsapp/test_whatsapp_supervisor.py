@@ -318,3 +318,21 @@ async def test_an_outage_is_reported_once_not_once_per_retry(
     await changes.wait_for(lambda: ch.status().state == "connected")
     # the gateway alerts admins on "disconnected": it hears it once for the outage
     assert listener.states() == ["starting", "connecting", "disconnected", "connected"]
+
+
+async def test_a_login_in_progress_is_waited_for_then_the_account_is_taken(
+    make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
+) -> None:
+    from polpo.channels.whatsapp.account import AccountLock
+
+    sleep = ManualSleep(changes, gated=True)
+    login = AccountLock(auth_dir, "polpo whatsapp login")
+    login.acquire()
+    ch = make_channel("ok", sleep=sleep)
+    await ch.start(listener)
+    await changes.wait_for(lambda: len(sleep.delays) == 1)
+    assert ch.status().state == "waiting_for_login"
+    assert "(polpo whatsapp login)" in (ch.status().detail or "")
+    login.release()
+    sleep.release()
+    await changes.wait_for(lambda: ch.status().state == "connected")

@@ -225,7 +225,11 @@ class WhatsAppChannel:
             try:
                 self._lock.acquire()
             except LockHeldError as e:
-                await self._set_state("error", e.message)
+                if "(polpo whatsapp login)" in e.message:
+                    # Being linked right now: ours as soon as the login ends.
+                    await self._set_state("waiting_for_login", e.message)
+                else:
+                    await self._set_state("error", e.message)
                 await self._sleep(self._login_poll)
                 continue
             if self._state == "disconnected":
