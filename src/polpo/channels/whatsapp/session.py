@@ -179,7 +179,7 @@ async def _link(
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise LoginError(
-                        f"gave up: no phone linked within {give_up_after:.0f} s; "
+                        f"gave up: no phone linked within {give_up_after:g} s; "
                         "run `polpo whatsapp login` again when your phone is at hand"
                     )
                 try:
