@@ -336,3 +336,16 @@ async def test_a_login_in_progress_is_waited_for_then_the_account_is_taken(
     login.release()
     sleep.release()
     await changes.wait_for(lambda: ch.status().state == "connected")
+
+
+async def test_a_worker_silent_after_connect_is_killed_and_replaced(
+    make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
+) -> None:
+    sleep = ManualSleep(changes)
+    ch = make_channel("silent", sleep=sleep, connect_timeout=0.3)
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    assert _runs(auth_dir) == 2 and sleep.delays == [1.0]
+    first = next(s.detail for s in listener.statuses if s.state == "disconnected")
+    assert first == "no answer from the WhatsApp worker within 0.3 s; retrying in 1 s"
+    assert _gone(ch.worker_pids[0])

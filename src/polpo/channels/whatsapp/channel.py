@@ -33,6 +33,7 @@ import os
 import random
 import shlex
 import sys
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -100,6 +101,7 @@ class WhatsAppChannel:
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         stop_timeout: float = 10.0,
+        connect_timeout: float = 120.0,
         send_timeout: float = 60.0,
         pace_seconds: float = 1.0,
         login_poll_seconds: float = 5.0,
@@ -116,6 +118,7 @@ class WhatsAppChannel:
         self._sleep = sleep
         self._rng = rng
         self._stop_timeout = stop_timeout
+        self._connect_timeout = connect_timeout
         self._send_timeout = send_timeout
         self._pace = pace_seconds
         self._login_poll = login_poll_seconds
@@ -298,13 +301,26 @@ class WhatsAppChannel:
         stderr_task = asyncio.create_task(self._drain_stderr(proc), name="whatsapp-worker-stderr")
         inbox: asyncio.Queue[InboundMessage | None] = asyncio.Queue()
         deliver_task = asyncio.create_task(self._deliver(inbox, proc), name="whatsapp-deliver")
-        state = _WorkerRun()
+        state = run = _WorkerRun()
         try:
             await self._write(p.Connect(), proc)
             assert proc.stdout is not None
+            connect_by = time.monotonic() + self._connect_timeout
             while True:
+                # Until the worker says anything about the connection, a silent
+                # worker is a hung one: killed after connect_timeout, then retried.
+                wait = None if run.heard else max(0.0, connect_by - time.monotonic())
                 try:
-                    line = await proc.stdout.readline()
+                    line = await asyncio.wait_for(proc.stdout.readline(), wait)
+                except TimeoutError:
+                    self._detail = (
+                        f"no answer from the WhatsApp worker within {self._connect_timeout:g} s"
+                    )
+                    run.error = p.Error(message=self._detail)
+                    log.warning("whatsapp: %s; killing it (pid %s)", self._detail, proc.pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    break
                 except ValueError:  # a line over the limit: skip what is left of it
                     log.warning("whatsapp: an over-long line from the worker was dropped")
                     continue
@@ -342,6 +358,8 @@ class WhatsAppChannel:
     async def _on_event(
         self, event: p.Event, run: _WorkerRun, inbox: asyncio.Queue[InboundMessage | None]
     ) -> None:
+        if isinstance(event, p.Connected | p.Qr | p.PairCode | p.LoggedOut | p.Replaced | p.Error):
+            run.heard = True
         if isinstance(event, p.MessageReceived):
             await inbox.put(event.inbound())
         elif isinstance(event, p.Sent):
@@ -550,6 +568,8 @@ class _WorkerRun:
     def __init__(self) -> None:
         self.outcome: str | None = None
         self.connected = False
+        #: the worker said something about the connection (so it is not hung)
+        self.heard = False
         self.error: p.Error | None = None
 
 
