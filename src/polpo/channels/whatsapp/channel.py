@@ -301,7 +301,7 @@ class WhatsAppChannel:
         stderr_task = asyncio.create_task(self._drain_stderr(proc), name="whatsapp-worker-stderr")
         inbox: asyncio.Queue[InboundMessage | None] = asyncio.Queue()
         deliver_task = asyncio.create_task(self._deliver(inbox, proc), name="whatsapp-deliver")
-        state = run = _WorkerRun()
+        run = _WorkerRun()
         try:
             await self._write(p.Connect(), proc)
             assert proc.stdout is not None
@@ -331,7 +331,7 @@ class WhatsAppChannel:
                 except p.ProtocolError as e:
                     log.warning("whatsapp: worker said something unreadable: %s", e)
                     continue
-                await self._on_event(event, state, inbox)
+                await self._on_event(event, run, inbox)
         finally:
             await inbox.put(None)
             with contextlib.suppress(Exception):
@@ -342,18 +342,18 @@ class WhatsAppChannel:
             self._proc = None
             self._connected_since = None
             self._fail_pending("the WhatsApp worker exited")
-        if state.outcome is not None:
-            return state.outcome, state.connected
+        if run.outcome is not None:
+            return run.outcome, run.connected
         if self._stopping:
-            return _Outcome.STOPPED, state.connected
+            return _Outcome.STOPPED, run.connected
         if code == EXIT_FATAL:
-            return _Outcome.FATAL, state.connected
-        if state.error is None:
+            return _Outcome.FATAL, run.connected
+        if run.error is None:
             tail = " | ".join(list(self._stderr_tail)[-3:])
             self._detail = f"the WhatsApp worker exited with code {code}" + (
                 f": {tail}" if tail else ""
             )
-        return _Outcome.TRANSIENT, state.connected
+        return _Outcome.TRANSIENT, run.connected
 
     async def _on_event(
         self, event: p.Event, run: _WorkerRun, inbox: asyncio.Queue[InboundMessage | None]
@@ -388,11 +388,14 @@ class WhatsAppChannel:
                         ChannelError(f"whatsapp: {event.message}", retryable=event.retryable)
                     )
                 return
+            if not event.fatal:  # the worker goes on; the connection state is unchanged
+                log.info("whatsapp: the worker reported: %s", event.message)
+                return
             run.error = event
             self._detail = event.message
-            if event.fatal and not event.retryable:
+            if not event.retryable:
                 run.outcome = _Outcome.FATAL
-            log.log(logging.WARNING if event.fatal else logging.INFO, "whatsapp: %s", event.message)
+            log.warning("whatsapp: %s", event.message)
         elif isinstance(event, p.Qr):
             self._qr = event.code
             await self._set_state(
