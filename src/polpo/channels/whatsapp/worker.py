@@ -450,6 +450,11 @@ class Worker:
     def stop(self, code: int) -> None:
         self.stopping.set()
         client = self.client
+        if self.pending_acks:
+            # A message the parent has not stored yet holds an engine thread;
+            # leave without a goodbye rather than let the engine acknowledge it
+            # (WhatsApp delivers it again next time).
+            self.exit(code)
         if client is not None:
             with contextlib.suppress(Exception):
                 client.disconnect()
