@@ -19,7 +19,7 @@ from polpo.channels.whatsapp.account import (
     secure,
     wipe_credentials,
 )
-from polpo.channels.whatsapp.channel import to_jid
+from polpo.channels.whatsapp.channel import to_jid, valid_jid
 from polpo.errors import LockHeldError
 
 
@@ -113,3 +113,21 @@ def test_lock_file_is_reused_by_the_same_process(tmp_path: Path) -> None:
     lock.release()
     lock.release()
     assert os.path.exists(tmp_path / "polpo.lock")
+
+
+def test_only_real_chat_ids_are_sendable() -> None:
+    for good in (
+        "39123456789@s.whatsapp.net",
+        "123@lid",
+        "120363000000000001@g.us",
+        "39123-1600000000@g.us",
+    ):
+        assert valid_jid(good), good
+    for bad in (
+        "@s.whatsapp.net",
+        "abc@s.whatsapp.net",
+        "39123@example.com",
+        "status@broadcast",
+        "",
+    ):
+        assert not valid_jid(bad), bad

@@ -349,3 +349,15 @@ async def test_a_worker_silent_after_connect_is_killed_and_replaced(
     first = next(s.detail for s in listener.statuses if s.state == "disconnected")
     assert first == "no answer from the WhatsApp worker within 0.3 s; retrying in 1 s"
     assert _gone(ch.worker_pids[0])
+
+
+async def test_a_chat_id_that_is_not_whatsapp_is_refused_for_good(
+    make_channel: Factory, listener: RecordingListener, changes: Changes
+) -> None:
+    ch = make_channel("ok")
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    with pytest.raises(ChannelError) as info:
+        await ch.send(OutboundMessage(chat_id="telegram-user", text="x"))
+    assert not info.value.retryable
+    assert "is not a WhatsApp chat" in info.value.message

@@ -468,6 +468,10 @@ class WhatsAppChannel:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         chat = to_jid(message.chat_id)
+        if not valid_jid(chat):
+            raise ChannelError(
+                f"whatsapp: {message.chat_id!r} is not a WhatsApp chat", retryable=False
+            )
         lock = self._chat_locks.setdefault(chat, asyncio.Lock())
         async with lock:
             self._require_connected()
@@ -592,6 +596,17 @@ def to_jid(chat_id: str) -> str:
         digits = "".join(c for c in chat if c.isdigit())
         return f"{digits}@s.whatsapp.net"
     return chat
+
+
+_SERVERS = ("s.whatsapp.net", "lid", "g.us", "c.us", "hosted", "hosted.lid")
+
+
+def valid_jid(jid: str) -> bool:
+    """A JID a message can be sent to: ``digits@server`` (groups: ``digits-digits@g.us``)."""
+    user, _, server = jid.partition("@")
+    if server not in _SERVERS or not user:
+        return False
+    return user.replace("-", "").isdigit() and user.isascii()
 
 
 def peer_jid(peer: str) -> str:
