@@ -293,3 +293,14 @@ async def test_login_gives_up_when_no_phone_links_in_time(auth: Path) -> None:
     assert shown == ["2@nobody-scans"]
     assert lock_holder(auth) is None  # released, and the worker stopped
     assert linked_account(auth) is None
+
+
+def test_logout_while_serve_holds_the_account_says_so_and_keeps_the_credentials(
+    cli: Cli, auth: Path
+) -> None:
+    make_credentials(auth)
+    with AccountLock(auth, "polpo serve"):
+        r = cli("whatsapp", "logout")
+    assert r.code == 1
+    assert "(polpo serve); stop it first" in r.err
+    assert linked_account(auth) is not None
