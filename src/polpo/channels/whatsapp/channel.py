@@ -40,6 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from polpo.channels.backoff import Backoff
 from polpo.channels.base import (
     ChannelListener,
     ChannelStatus,
@@ -50,7 +51,6 @@ from polpo.channels.base import (
 )
 from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp.account import AccountLock, linked_account, wipe_credentials
-from polpo.channels.whatsapp.backoff import Backoff
 from polpo.clock import SYSTEM_CLOCK, Clock
 from polpo.errors import ChannelError, LockHeldError
 
