@@ -244,7 +244,8 @@ class PeerService:
             return False, "no gateway", False
         cfg = found[1]
         gw = cfg.gateway
-        is_admin = peer_id in cfg.admin_peers()
+        # an admin named in any channel's gateway is an admin (as the gateway decides)
+        is_admin = peer_id in self._admins()
         if gw.dm_policy == "disabled":
             return False, "disabled", is_admin
         if is_admin:
@@ -257,6 +258,12 @@ class PeerService:
         if everyone or gw.dm_policy == "open":
             return True, "open", False
         return False, "not allowed", False
+
+    def _admins(self) -> frozenset[str]:
+        out: set[str] = set()
+        for ch in self.ctx.config.settings.notifications.channels.values():
+            out.update(ch.admin_peers())
+        return frozenset(out)
 
     def _channel_disabled(self, peer_id: str) -> bool:
         try:
