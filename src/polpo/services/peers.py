@@ -216,6 +216,8 @@ class PeerService:
         self.ctx = ctx
         #: called after a commit that queued outbox rows (``app.outbox_ready.set``)
         self.on_outbox = on_outbox
+        self._admin_ids: frozenset[str] | None = None
+        self._allow_from: dict[str, tuple[bool, frozenset[str]]] = {}
 
     # -- reading ids ------------------------------------------------------------
 
@@ -250,7 +252,7 @@ class PeerService:
             return False, "disabled", is_admin
         if is_admin:
             return True, "admin", True
-        everyone, allow_from = cfg.allowed_peers()
+        everyone, allow_from = self._allowed_from(channel)
         if peer_id in allow_from:
             return True, "allowFrom", False
         if peer_id in allowlisted:
@@ -260,10 +262,21 @@ class PeerService:
         return False, "not allowed", False
 
     def _admins(self) -> frozenset[str]:
-        out: set[str] = set()
-        for ch in self.ctx.config.settings.notifications.channels.values():
-            out.update(ch.admin_peers())
-        return frozenset(out)
+        """Every channel's admins (the config does not change while a project is open)."""
+        if self._admin_ids is None:
+            out: set[str] = set()
+            for ch in self.ctx.config.settings.notifications.channels.values():
+                out.update(ch.admin_peers())
+            self._admin_ids = frozenset(out)
+        return self._admin_ids
+
+    def _allowed_from(self, channel: str) -> tuple[bool, frozenset[str]]:
+        found = self._allow_from.get(channel)
+        if found is None:
+            cfg = self.ctx.config.channel_of_type(channel)
+            found = cfg[1].allowed_peers() if cfg else (False, frozenset())
+            self._allow_from[channel] = found
+        return found
 
     def _channel_disabled(self, peer_id: str) -> bool:
         try:
