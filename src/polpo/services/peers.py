@@ -603,7 +603,7 @@ class PeerService:
         async with self.ctx.tx() as tx:
             return await _link_in(tx, await _canonical(tx.conn, a_id), b_id, by=by)
 
-    async def unlink(self, peer: str, *, by: str) -> PeerInfo:
+    async def unlink(self, peer: str, *, by: str = "cli") -> PeerInfo:
         """Take ``peer`` out of its linked group (it gets its own session and access again)."""
         peer_id = self.normalize(peer)
         async with self.ctx.tx() as tx:
