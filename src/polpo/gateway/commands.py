@@ -228,7 +228,7 @@ async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
     )
     peers = s.connected_peers
     shown = ", ".join(md(display_peer(p)) for p in peers[:5]) + (" …" if len(peers) > 5 else "")
-    lines.append(f"Peers active (5 min): {len(peers)}" + (f" — {shown}" if peers else ""))
+    lines.append(f"Peers seen (last 5 min): {len(peers)}" + (f" — {shown}" if peers else ""))
     states: dict[str, tuple[str, str | None]] = {}
     for ch in app.config.settings.notifications.channels.values():
         states[ch.type] = ("not running", None)
