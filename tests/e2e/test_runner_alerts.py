@@ -91,3 +91,45 @@ async def test_start_gate_alert_reaches_the_admin_and_approve_from_chat_runs_the
         await notifier.stop()
         await runner.stop()
         await app.close()
+
+
+async def test_thumbs_down_on_a_review_alert_and_a_reason_revise_the_task(tmp_path: Path) -> None:
+    config = json.loads(json.dumps(CONFIG))
+    config["settings"]["approvalGates"] = [
+        {"name": "review", "hook": "task:complete", "agents": ["coder"], "maxRevisions": 1}
+    ]
+    root = tmp_path / "proj"
+    path = root / ".polpo" / "polpo.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(config), encoding="utf-8")
+    app = await Polpo.open(load_config(path), clock=FakeClock())
+    whatsapp = testing.MemoryChannel("whatsapp")
+    answers = iter(["first draft", "second draft"])
+    script = Script([lambda messages: next(answers)])
+    runner = RunnerComponent(app, model_factory=script.factory())
+    notifier = Notifier(app)
+    try:
+        async with testing.running_gateway(app, whatsapp) as gw:
+            await runner.start()
+            await notifier.start()
+            task = await app.tasks.add("Write the intro", agent="coder")
+
+            (alert,) = await whatsapp.wait_sent(1)
+            assert "first draft" in alert.text  # the result to review is in the alert
+            (approval,) = await app.approvals.list()
+            asked = await testing.exchange(
+                gw, whatsapp, ADMIN, "", kind="reaction", reaction="👎", target_id=alert.message_id
+            )
+            assert asked and "feedback" in asked[0]
+            await testing.exchange(gw, whatsapp, ADMIN, "make it shorter")
+
+            sent = await whatsapp.wait_sent(4)  # the second review request arrives
+            assert any("second draft" in s.text for s in sent)
+            assert "make it shorter" in script.prompts[1]
+            rejected = await app.approvals.get(approval.id)
+            assert rejected.status == "rejected" and rejected.feedback == "make it shorter"
+            assert (await app.tasks.get(task.id)).revision_count == 1
+    finally:
+        await notifier.stop()
+        await runner.stop()
+        await app.close()
