@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -38,6 +39,8 @@ def run(
     out = console()
 
     async def go(app: Polpo) -> tuple[DrainReport, dict[str, Approval]]:
+        import asyncio
+
         from polpo.core.models import Event
         from polpo.runner import Runner
 
@@ -60,9 +63,14 @@ def run(
 
         unsubscribe = app.bus.subscribe("*", progress)
         runner = Runner(app)
+        stop = _cancel_on_sigterm()
         try:
             report = await runner.drain(wait=wait)
+        except asyncio.CancelledError:
+            # SIGTERM: the runs in flight were recorded as interrupted (retryable)
+            raise typer.Exit(143) from None
         finally:
+            stop()
             unsubscribe()
             runner.close()
         pending = {a.task_id: a for a in await app.approvals.list(status=["pending"])}
@@ -115,3 +123,23 @@ def run(
             out.print(f"Retry a failed task with: polpo task retry {t.short_id}")
     if failed:
         raise typer.Exit(1)
+
+
+def _cancel_on_sigterm() -> Callable[[], None]:
+    """SIGTERM cancels the current task (so runs in flight are recorded); returns an undo."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is None:
+        return lambda: None
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+        return lambda: None
+
+    def undo() -> None:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+    return undo
