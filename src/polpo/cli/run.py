@@ -63,12 +63,15 @@ def run(
 
         unsubscribe = app.bus.subscribe("*", progress)
         runner = Runner(app)
-        stop = _cancel_on_sigterm()
+        terminated: list[bool] = []
+        stop = _cancel_on_sigterm(terminated)
         try:
             report = await runner.drain(wait=wait)
         except asyncio.CancelledError:
-            # SIGTERM: the runs in flight were recorded as interrupted (retryable)
-            raise typer.Exit(143) from None
+            # the runs in flight were recorded as interrupted (retryable)
+            if terminated:
+                raise typer.Exit(143) from None
+            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt (exit 130)
         finally:
             stop()
             unsubscribe()
@@ -125,7 +128,7 @@ def run(
         raise typer.Exit(1)
 
 
-def _cancel_on_sigterm() -> Callable[[], None]:
+def _cancel_on_sigterm(terminated: list[bool]) -> Callable[[], None]:
     """SIGTERM cancels the current task (so runs in flight are recorded); returns an undo."""
     import asyncio
     import signal
@@ -134,8 +137,13 @@ def _cancel_on_sigterm() -> Callable[[], None]:
     task = asyncio.current_task()
     if task is None:
         return lambda: None
+
+    def on_term() -> None:
+        terminated.append(True)
+        task.cancel()
+
     try:
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        loop.add_signal_handler(signal.SIGTERM, on_term)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
         return lambda: None
 
