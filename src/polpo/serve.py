@@ -99,12 +99,13 @@ class EventTailComponent:
 async def build_serve_host(app: Polpo, options: ServeOptions) -> Host:
     """The components of ``polpo serve``, in start order."""
     from polpo.api.server import ApiServer
+    from polpo.gateway.component import add_gateway
 
     host = Host(app)
     host.add(EventTailComponent(app))
     # -- features: ONE line each, in this order --------------------------------
     add_runner(host)  # runner (unless settings.runner.enabled is false)
-    # gateway/channels: added by the gateway feature (publishes host.registry["channels"])
+    add_gateway(host)  # channels, their gateway and outbox dispatchers (registry["channels"])
     add_notifications(host)  # notifications: events → rules → outbox
     # ---------------------------------------------------------------------------
     host.add(ApiServer(app, host, options))

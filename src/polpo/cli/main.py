@@ -61,6 +61,9 @@ COMMAND_MODULES: list[str] = [
     "polpo.cli.approvals",  # approvals list|show|approve|reject
     "polpo.cli.serve",  # serve
     "polpo.cli.telegram",  # telegram status|delete-webhook
+    "polpo.cli.peers",  # peers list|allow|revoke|link|unlink, pair list|approve
+    "polpo.cli.simulate",  # simulate, chat
+    "polpo.cli.whatsapp",  # whatsapp login|status|logout
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,0 +1,77 @@
+"""``polpo simulate`` and ``polpo chat``: the gateway without a phone (SPEC §13)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from polpo.cli.common import print_json, with_app
+
+
+def register(root: typer.Typer) -> None:
+    root.command("simulate")(simulate)
+    root.command("chat")(chat)
+
+
+def simulate(
+    ctx: typer.Context,
+    channel: Annotated[
+        str, typer.Argument(help="The channel it arrives on: whatsapp, telegram or memory.")
+    ],
+    text: Annotated[str, typer.Argument(help="The message text.")],
+    sender: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            metavar="ID",
+            help="Who sends it: a phone number, a Telegram user id or a peer id.",
+        ),
+    ],
+    name: Annotated[str | None, typer.Option("--name", help="The sender's display name.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome and replies as JSON.")
+    ] = False,
+) -> None:
+    """Put one message through the real gateway (policy, pairing, commands, sessions, chat);
+    print each reply it would send. Nothing goes to any network."""
+    from polpo.gateway.local import simulate as run_simulate
+
+    result = with_app(ctx, lambda app: run_simulate(app, channel, sender, text, name=name))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    for reply in result.replies:
+        typer.echo(reply.text)
+    if not result.replies:
+        sys.stderr.write(
+            f"(no reply: {result.status}{': ' + result.outcome if result.outcome else ''})\n"
+        )
+
+
+def chat(ctx: typer.Context) -> None:
+    """Talk to the project's agent from the terminal, as its owner (admin). /quit ends."""
+    import asyncio
+
+    from polpo.gateway.local import chat_session
+
+    interactive = sys.stdin.isatty()
+
+    async def read_line() -> str | None:
+        def read() -> str | None:
+            try:
+                return input("you> " if interactive else "")
+            except EOFError:
+                return None
+
+        return await asyncio.to_thread(read)
+
+    def write(text: str) -> None:
+        typer.echo(f"polpo> {text}" if interactive else text)
+
+    if interactive:
+        typer.echo(
+            "Talking to the project's agent as its owner. /help for commands, /quit to leave."
+        )
+    with_app(ctx, lambda app: chat_session(app, read_line, write))

@@ -1,0 +1,342 @@
+"""The outbox dispatcher: pending outbox rows of one channel → ``Channel.send``.
+
+Rows go out in order per chat (different chats concurrently). Each row's
+Markdown is rendered for the channel and split into parts
+(:func:`polpo.gateway.format.render_parts`); ``parts_sent`` records progress
+so a restart resumes after the parts already sent. The first part's channel
+message id is stored (reactions to an approval alert find it by that id);
+buttons ride on the last part. A retryable :class:`ChannelError` (the
+channel is down) leaves the row pending with a growing backoff, and holds
+back the rows after it in that chat; a connection coming back flushes at
+once. A non-retryable error marks the row failed and moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from polpo.channels.base import Button, Channel, OutboundMessage
+from polpo.errors import ChannelError
+from polpo.gateway.format import render_parts
+from polpo.gateway.writes import SyncTx, WriteBatcher
+from polpo.store.tables import outbox
+
+if TYPE_CHECKING:
+    from polpo.app import Polpo
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+#: Seconds before the n-th retry of a row whose send failed (then the last value).
+BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+#: Unexpected (non-ChannelError) failures of one row before it is given up.
+MAX_UNEXPECTED_FAILURES = 5
+#: Seconds between two sends to the same chat, per channel type (WhatsApp frowns on bursts).
+DEFAULT_PACE_SECONDS: dict[str, float] = {"whatsapp": 0.3}
+#: Rows read per pass.
+PAGE = 1000
+
+
+_UPDATE = outbox.update().where(outbox.c.id == sa.bindparam("row"))
+_ATTEMPT = (
+    outbox.update().where(outbox.c.id == sa.bindparam("row")).values(attempts=outbox.c.attempts + 1)
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    chat_id: str
+    text: str
+    buttons: Any
+    parts_sent: int
+    attempts: int
+    next_attempt_at: float | None
+    channel_message_id: str | None
+    error: str | None
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        app: Polpo,
+        channel: Channel,
+        *,
+        owner: str | None = None,
+        batcher: WriteBatcher | None = None,
+        pace_seconds: float | None = None,
+        sleep: Sleep = asyncio.sleep,
+        poll_seconds: float = 2.0,
+        on_sent: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.channel = channel
+        self.owner = owner
+        self._owns_batcher = batcher is None
+        self.batcher = batcher or WriteBatcher(app.ctx)
+        self.pace_seconds = (
+            DEFAULT_PACE_SECONDS.get(channel.name, 0.0) if pace_seconds is None else pace_seconds
+        )
+        self.sleep = sleep
+        self.poll_seconds = poll_seconds
+        self.on_sent = on_sent
+        self.name = f"outbox-{channel.name}"
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._retry_now = False
+        self._query: Any = None
+        #: rows sent / failed since start
+        self.sent = 0
+        self.failed = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._owns_batcher:
+            await self.batcher.close()
+
+    def wake(self) -> None:
+        """New rows were committed: send them now rather than at the next poll."""
+        self._wake.set()
+
+    def retry_now(self) -> None:
+        """The channel is (re)connected: forget backoffs and send what is waiting."""
+        self._retry_now = True
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                busy = await self.flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox pass on %s failed", self.channel.name)
+                busy = False
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    # -- sending -----------------------------------------------------------------
+
+    async def flush(self) -> bool:
+        """Send every row that is due; True when some row went out (there may be more)."""
+        async with self._lock:
+            if self._retry_now:
+                self._retry_now = False
+                await self.batcher.run(self._clear_backoff)
+            rows = await self._pending()
+            if not rows:
+                return False
+            now = self.app.clock.now()
+            chats: dict[str, list[_Row]] = {}
+            for row in rows:
+                chats.setdefault(row.chat_id, []).append(row)
+            results = await asyncio.gather(
+                *(self._send_chat(chat_rows, now) for chat_rows in chats.values())
+            )
+            return any(results)
+
+    async def _send_chat(self, rows: list[_Row], now: float) -> bool:
+        progressed = False
+        for i, row in enumerate(rows):
+            if row.next_attempt_at is not None and row.next_attempt_at > now:
+                break  # waiting for a retry: later rows of this chat wait too
+            if i and self.pace_seconds > 0:
+                await self.sleep(self.pace_seconds)
+            if not await self._send_row(row):
+                break
+            progressed = True
+        return progressed
+
+    async def _send_row(self, row: _Row) -> bool:
+        """Send one row's remaining parts; False when it must be retried later."""
+        try:
+            parts = render_parts(row.text, self.channel.text_format, self.channel.max_text_length)
+        except Exception as e:
+            log.exception("outbox row %s cannot be rendered", row.id)
+            await self.batcher.run(
+                partial_record(self, row.id, status="failed", error=f"render: {e}")
+            )
+            self.failed += 1
+            return True
+        buttons = tuple(
+            Button(str(b.get("label", "")), str(b.get("command", "")))
+            for b in (row.buttons or [])
+            if isinstance(b, dict)
+        )
+        first_id = row.channel_message_id
+        for n in range(row.parts_sent, len(parts)):
+            last = n == len(parts) - 1
+            message = OutboundMessage(row.chat_id, parts[n], buttons=buttons if last else ())
+            try:
+                result = await self.channel.send(message)
+            except ChannelError as e:
+                return await self._failed(row, n, first_id, e.message, retryable=e.retryable)
+            except Exception as e:
+                log.exception("sending outbox row %s on %s failed", row.id, self.channel.name)
+                retry = row.attempts + 1 < MAX_UNEXPECTED_FAILURES
+                return await self._failed(
+                    row, n, first_id, f"{type(e).__name__}: {e}", retryable=retry
+                )
+            if result.message_id is not None:
+                if n == 0:
+                    first_id = result.message_id
+                if self.on_sent is not None:
+                    self.on_sent(result.message_id)
+            if not last:
+                if n > 0 and self.pace_seconds > 0:
+                    await self.sleep(self.pace_seconds)
+                await self.batcher.run(
+                    partial_record(self, row.id, parts_sent=n + 1, channel_message_id=first_id)
+                )
+        sent_parts = len(parts)
+        await self.batcher.run(
+            partial_record(
+                self,
+                row.id,
+                status="sent",
+                parts_sent=sent_parts,
+                channel_message_id=first_id,
+                sent=True,
+                error=None,
+            )
+        )
+        self.sent += 1
+        return True
+
+    async def _failed(
+        self, row: _Row, parts_sent: int, first_id: str | None, error: str, *, retryable: bool
+    ) -> bool:
+        if not retryable:
+            log.warning("outbox row %s to %s failed for good: %s", row.id, row.chat_id, error)
+            await self.batcher.run(
+                partial_record(
+                    self,
+                    row.id,
+                    status="failed",
+                    parts_sent=parts_sent,
+                    channel_message_id=first_id,
+                    error=error,
+                    attempt=True,
+                )
+            )
+            self.failed += 1
+            return True
+        delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS) - 1)]
+        log.info("outbox row %s to %s: %s; retrying in %.0f s", row.id, row.chat_id, error, delay)
+        await self.batcher.run(
+            partial_record(
+                self,
+                row.id,
+                parts_sent=parts_sent,
+                channel_message_id=first_id,
+                error=error,
+                attempt=True,
+                retry_in=delay,
+            )
+        )
+        return False
+
+    # -- store -------------------------------------------------------------------
+
+    def _owner_match(self) -> Any:
+        return outbox.c.owner.is_(None) if self.owner is None else outbox.c.owner == self.owner
+
+    async def _pending(self) -> list[_Row]:
+        if self._query is None:
+            self._query = self._pending_query()
+        query = self._query
+        rows = await self.batcher.read(lambda conn: conn.execute(query).all())
+        return [_Row(*r) for r in rows]
+
+    def _pending_query(self) -> Any:
+        return (
+            sa.select(
+                outbox.c.id,
+                outbox.c.chat_id,
+                outbox.c.text,
+                outbox.c.buttons,
+                outbox.c.parts_sent,
+                outbox.c.attempts,
+                outbox.c.next_attempt_at,
+                outbox.c.channel_message_id,
+                outbox.c.error,
+            )
+            .where(
+                outbox.c.channel == self.channel.name,
+                outbox.c.status == "pending",
+                self._owner_match(),
+            )
+            .order_by(outbox.c.id)
+            .limit(PAGE)
+        )
+
+    def _clear_backoff(self, tx: SyncTx) -> None:
+        tx.conn.execute(
+            outbox.update()
+            .where(
+                outbox.c.channel == self.channel.name,
+                outbox.c.status == "pending",
+                outbox.c.next_attempt_at.is_not(None),
+                self._owner_match(),
+            )
+            .values(next_attempt_at=None)
+        )
+
+    def _record(
+        self,
+        tx: SyncTx,
+        row_id: int,
+        *,
+        status: str | None = None,
+        parts_sent: int | None = None,
+        channel_message_id: str | None = None,
+        sent: bool = False,
+        error: str | None = None,
+        attempt: bool = False,
+        retry_in: float | None = None,
+    ) -> None:
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status
+        if parts_sent is not None:
+            values["parts_sent"] = parts_sent
+        if channel_message_id is not None:
+            values["channel_message_id"] = channel_message_id
+        if sent:
+            values["sent_at"] = tx.now
+            values["next_attempt_at"] = None
+        if error is not None or status == "sent":
+            values["error"] = error
+        if attempt:
+            tx.conn.execute(_ATTEMPT, {"row": row_id})
+        if retry_in is not None:
+            values["next_attempt_at"] = tx.now + retry_in
+        tx.conn.execute(_UPDATE, {"row": row_id, **values})
+
+
+def partial_record(d: OutboxDispatcher, row_id: int, **kw: Any) -> Callable[[SyncTx], None]:
+    def step(tx: SyncTx) -> None:
+        d._record(tx, row_id, **kw)
+
+    return step
