@@ -93,3 +93,14 @@ def test_task_runs_shows_each_attempt(cli: Cli) -> None:
     (run,) = cli("task", "runs", short, "--json").json()
     assert run["status"] == "done" and run["seconds"] >= 0
     assert cli("task", "runs", "zzzz").code == 1
+
+
+def test_mission_run_wait_again_after_an_approval(cli: Cli) -> None:
+    m = cli("mission", "add", "Docs", "-t", "Write", "-a", "writer", "--json").json()
+    first = cli("mission", "run", m["shortId"], "--wait")
+    assert first.code == 0 and "wait for an approval" in first.out
+    (approval,) = cli("approvals", "list", "--json").json()
+    cli("approvals", "approve", approval["shortId"])
+    again = cli("mission", "run", m["shortId"], "--wait")
+    assert again.code == 0, again.err
+    assert "is completed (1/1 done)" in again.out

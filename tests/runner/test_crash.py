@@ -132,3 +132,38 @@ async def test_killing_polpo_run_mid_task_leaves_it_retryable_and_never_done_twi
         assert [e.payload["taskId"] for e in done_events] == [task.id]
     finally:
         await app.close()
+
+
+async def test_sigterm_stops_polpo_run_and_records_the_run_as_interrupted(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    config = write_config(root)
+    script = tmp_path / "polpo_run_with_model.py"
+    script.write_text(SCRIPT)
+    marker = tmp_path / "mid-run"
+    app = await Polpo.open(load_config(config))
+    try:
+        task = await app.tasks.add("Long job", agent="coder")
+        proc = polpo_run(script, "slow", marker, config)
+        try:
+            wait_for(lambda: marker.exists() or proc.poll() is not None)
+            assert marker.exists(), proc.communicate()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err
+        failed = await app.tasks.get(task.id)
+        assert (
+            failed.status == "failed"
+            and failed.error
+            and "Polpo stopped during the run" in failed.error
+        )
+        async with app.store.read() as conn:
+            (status,) = (
+                await conn.execute(
+                    sa.select(task_runs.c.status).where(task_runs.c.task_id == task.id)
+                )
+            ).one()
+        assert status == "interrupted"
+    finally:
+        await app.close()

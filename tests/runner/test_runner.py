@@ -581,3 +581,22 @@ async def test_run_wait_waits_for_an_approval_given_elsewhere(open_project: Open
     report = await asyncio.wait_for(drain, 10)
     assert [t.id for t in report.finished] == [task.id]
     assert (await app.tasks.get(task.id)).status == "done"
+
+
+async def test_a_run_past_task_timeout_minutes_fails_and_the_runner_goes_on(
+    open_project: OpenProject,
+) -> None:
+    app = await open_project(runner={"taskTimeoutMinutes": 0.002})  # 0.12 s
+
+    async def hang(messages: list[Any]) -> str:
+        if "Hangs" in str(messages[0].parts[-1].content):
+            await asyncio.Event().wait()
+        return "quick"
+
+    hangs = await app.tasks.add("Hangs", agent="writer")
+    quick = await app.tasks.add("Quick", agent="writer")
+    await make_runner(app, Script([hang])).drain()
+    failed = await app.tasks.get(hangs.id)
+    assert failed.status == "failed"
+    assert failed.error == "timed out after 0.002 minutes (settings.runner.taskTimeoutMinutes)"
+    assert (await app.tasks.get(quick.id)).status == "done"

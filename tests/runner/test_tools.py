@@ -201,3 +201,14 @@ def test_the_project_root_may_itself_be_a_symlink(tmp_path: Path) -> None:
     write_file(ws, "x.txt", "ok")
     assert (real / "x.txt").read_text() == "ok"
     assert os.path.samefile(ws.resolve("x.txt"), real / "x.txt")
+
+
+def test_a_search_stops_after_max_files(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import polpo.runner.tools as tools
+
+    monkeypatch.setattr(tools, "MAX_SEARCH_FILES", 3)
+    for i in range(5):
+        (root / f"f{i}.txt").write_text("needle")
+    out = search_files(Workspace(root), "needle")
+    assert out.splitlines()[:3] == ["f0.txt:1: needle", "f1.txt:1: needle", "f2.txt:1: needle"]
+    assert out.splitlines()[-1] == "… stopped after 3 files; search a subfolder"

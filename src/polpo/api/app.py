@@ -44,6 +44,7 @@ ROUTE_MODULES: list[str] = [
     "polpo.api.routes.channels",
     "polpo.api.routes.events",
     "polpo.api.routes.peers",
+    "polpo.api.routes.runs",  # GET /tasks/{id}/runs
 ]
 
 #: Reachable without the API key (a load balancer's or `polpo whatsapp status`'s probe).

@@ -150,12 +150,14 @@ def run(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Activate a mission (same as `start`); with --wait, run its tasks in the foreground."""
+    """Activate a mission (like `start`; fine if already active); with --wait, run its tasks here."""
 
     async def go(app: Polpo) -> Mission:
         from polpo.runner import Runner
 
-        m = await app.missions.start(ref)
+        m = await app.missions.get(ref)
+        if m.status != "active":  # already active: run (or wait for) its tasks
+            m = await app.missions.start(ref)
         if wait:
             runner = Runner(app)
             try:
@@ -175,6 +177,11 @@ def run(
     )
     if not wait and mission.status == "active":
         out.print("`polpo serve` runs its tasks (or run them now: polpo run)")
+    elif wait and mission.status == "active":
+        out.print(
+            "Some of its tasks wait for an approval or another runner: see polpo approvals list, "
+            f"then polpo mission run {mission.short_id} --wait again"
+        )
 
 
 @mission_app.command("cancel")

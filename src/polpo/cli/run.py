@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -38,6 +39,8 @@ def run(
     out = console()
 
     async def go(app: Polpo) -> tuple[DrainReport, dict[str, Approval]]:
+        import asyncio
+
         from polpo.core.models import Event
         from polpo.runner import Runner
 
@@ -60,9 +63,17 @@ def run(
 
         unsubscribe = app.bus.subscribe("*", progress)
         runner = Runner(app)
+        terminated: list[bool] = []
+        stop = _cancel_on_sigterm(terminated)
         try:
             report = await runner.drain(wait=wait)
+        except asyncio.CancelledError:
+            # the runs in flight were recorded as interrupted (retryable)
+            if terminated:
+                raise typer.Exit(143) from None
+            raise  # Ctrl-C: asyncio.run turns it into KeyboardInterrupt (exit 130)
         finally:
+            stop()
             unsubscribe()
             runner.close()
         pending = {a.task_id: a for a in await app.approvals.list(status=["pending"])}
@@ -115,3 +126,28 @@ def run(
             out.print(f"Retry a failed task with: polpo task retry {t.short_id}")
     if failed:
         raise typer.Exit(1)
+
+
+def _cancel_on_sigterm(terminated: list[bool]) -> Callable[[], None]:
+    """SIGTERM cancels the current task (so runs in flight are recorded); returns an undo."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is None:
+        return lambda: None
+
+    def on_term() -> None:
+        terminated.append(True)
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / Windows
+        return lambda: None
+
+    def undo() -> None:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+    return undo

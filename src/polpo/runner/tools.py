@@ -37,6 +37,7 @@ MAX_WRITE_BYTES = 2_000_000
 MAX_LIST = 500
 MAX_MATCHES = 200
 MAX_SEARCH_FILE_BYTES = 1_000_000
+MAX_SEARCH_FILES = 20_000
 #: Folders a listing or a search does not walk into (they can still be named directly, but .polpo).
 SKIP_DIRS = frozenset({".git", ".polpo", ".venv", "node_modules", "__pycache__", ".mypy_cache"})
 #: Names of environment variables ``run_command`` does not pass on.
@@ -197,9 +198,12 @@ def search_files(ws: Workspace, pattern: str, path: str = ".", glob: str = "*") 
     except re.error:
         rx = re.compile(re.escape(pattern))
     base = ws.resolve(path)
-    files = [base] if base.is_file() else [p for p in _walk(ws, base, True) if p.is_file()]
+    files = [base] if base.is_file() else (p for p in _walk(ws, base, True) if p.is_file())
     out: list[str] = []
-    for f in files:
+    for n_files, f in enumerate(files, 1):
+        if n_files > MAX_SEARCH_FILES:
+            out.append(f"… stopped after {MAX_SEARCH_FILES} files; search a subfolder")
+            break
         if not fnmatch.fnmatch(f.name, glob):
             continue
         try:
