@@ -81,6 +81,8 @@ class _Work:
     message: InboundMessage
     #: perf_counter() when it was accepted (latency figures)
     accepted: float
+    #: passed identity and policy (only then may a failure be apologised for)
+    admitted: bool = False
 
 
 @dataclass(frozen=True)
@@ -365,7 +367,7 @@ class Gateway:
                         None,
                         None,
                         None,
-                        _Reply(FAILED_REPLY),
+                        _Reply(FAILED_REPLY) if work.admitted else None,
                         "failed",
                         f"{type(e).__name__}: {e}"[:500],
                     )
@@ -392,6 +394,7 @@ class Gateway:
             else:
                 self._wake(msg.channel)
             return
+        work.admitted = True
         gw = settings.gateway
         canonical = admitted.identity.canonical
         verdict = self.ratelimiter.check(canonical, gw.rate_limit_per_minute)
@@ -848,6 +851,16 @@ def sanitize(message: InboundMessage) -> InboundMessage:
 
         changes["message_id"] = f"noid-{uuid.uuid4().hex}"
     ts = message.timestamp
-    if not isinstance(ts, int | float) or ts != ts or ts in (float("inf"), float("-inf")):
+    if (
+        isinstance(ts, bool)
+        or not isinstance(ts, int | float)
+        or ts != ts
+        or ts in (float("inf"), float("-inf"))
+    ):
         changes["timestamp"] = 0.0
+    if not isinstance(message.kind, str):
+        changes["kind"] = "unsupported"
+    for flag in ("is_group", "is_from_me", "is_self_chat", "offline"):
+        if not isinstance(getattr(message, flag), bool):
+            changes[flag] = bool(getattr(message, flag))
     return replace(message, **changes) if changes else message
