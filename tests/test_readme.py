@@ -33,3 +33,13 @@ def test_every_cli_command_is_documented() -> None:
         names += [f"polpo {name} {s}" for s in subs] if subs else [f"polpo {name}"]
     missing = [n for n in names if n not in README]
     assert missing == []
+
+
+def test_chat_commands_table_is_the_registry() -> None:
+    from polpo.gateway.commands import COMMANDS, commands_markdown_table
+
+    section = README.split("<!-- chat-commands:start -->", 1)[1].split(
+        "<!-- chat-commands:end -->"
+    )[0]
+    assert section.strip() == commands_markdown_table()
+    assert all(f"`{c.usage}`" in section for c in COMMANDS.values())

@@ -15,6 +15,7 @@ from polpo.services.agents import AgentService
 from polpo.services.approvals import ApprovalService
 from polpo.services.context import ServiceContext
 from polpo.services.missions import MissionService
+from polpo.services.peers import PeerService
 from polpo.services.status import StatusSummary, project_status
 from polpo.services.tasks import TaskService
 from polpo.store import Store
@@ -35,6 +36,7 @@ class Polpo:
         #: set after committing outbox rows (see :func:`polpo.store.outbox.enqueue`);
         #: the gateway's dispatcher waits on it between polls
         self.outbox_ready = asyncio.Event()
+        self.peers = PeerService(self.ctx, on_outbox=self.outbox_ready.set)
 
     @classmethod
     async def open(

@@ -20,6 +20,8 @@ from polpo.app import Polpo
 from polpo.config import PolpoConfig
 from polpo.errors import PolpoError
 from polpo.host import Host
+from polpo.notifications import add_notifications
+from polpo.runner.component import add_runner
 from polpo.services.events import EventTail
 
 log = logging.getLogger("polpo.serve")
@@ -97,14 +99,14 @@ class EventTailComponent:
 async def build_serve_host(app: Polpo, options: ServeOptions) -> Host:
     """The components of ``polpo serve``, in start order."""
     from polpo.api.server import ApiServer
+    from polpo.gateway.component import add_gateway
 
     host = Host(app)
     host.add(EventTailComponent(app))
     # -- features: ONE line each, in this order --------------------------------
-    # runner: added by the runner feature
-    # gateway/channels: added by the gateway feature (publishes host.registry["channels"])
-    __import__("polpo.gateway.component").gateway.component.add_gateway(host)
-    # notifications: added by the notifications feature
+    add_runner(host)  # runner (unless settings.runner.enabled is false)
+    add_gateway(host)  # channels, their gateway and outbox dispatchers (registry["channels"])
+    add_notifications(host)  # notifications: events → rules → outbox
     # ---------------------------------------------------------------------------
     host.add(ApiServer(app, host, options))
     return host

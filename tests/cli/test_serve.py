@@ -3,6 +3,7 @@ processes writing to the same SQLite file while it runs."""
 
 from __future__ import annotations
 
+import copy
 import json
 import queue
 import re
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from tests.cli.conftest import Result, polpo_exe, run_polpo, subprocess_env
+from tests.conftest import BASE_CONFIG, write_project
 
 LISTENING = re.compile(r"HTTP API listening on (http://\S+) ")
 
@@ -116,6 +118,9 @@ def test_public_host_needs_a_key_from_flag_or_env(project: Path) -> None:
 
 def test_cli_processes_write_while_serve_runs(project: Path) -> None:
     """Several writers on one SQLite file: serve (API) and CLI processes at once."""
+    config = copy.deepcopy(BASE_CONFIG)
+    config["settings"]["runner"] = {"enabled": False}  # the gates here are opened by hand
+    write_project(project, config)
     with serving(project) as s:
         api = httpx.Client(base_url=s.url + "/api/v1", timeout=30)
         events: list[dict[str, object]] = []

@@ -43,6 +43,7 @@ ROUTE_MODULES: list[str] = [
     "polpo.api.routes.approvals",
     "polpo.api.routes.channels",
     "polpo.api.routes.events",
+    "polpo.api.routes.peers",
 ]
 
 #: Reachable without the API key (a load balancer's or `polpo whatsapp status`'s probe).

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 def build_channels(app: Polpo) -> list[Channel]:
     channels: list[Channel] = []
     # whatsapp: added by the WhatsApp feature
+    if app.config.channel_of_type("whatsapp") is not None:
+        from polpo.channels.whatsapp.component import make_whatsapp_channel
+
+        whatsapp = make_whatsapp_channel(app)
+        if whatsapp is not None:
+            channels.append(whatsapp)
     # telegram: added by the Telegram feature
     if app.config.channel_of_type("telegram") is not None:
         from polpo.channels.telegram.component import make_telegram_channel

@@ -55,12 +55,15 @@ def _root(
 #: One line per feature. Each module has ``register(app)``.
 COMMAND_MODULES: list[str] = [
     "polpo.cli.project",  # init, config check, status, agents
-    "polpo.cli.tasks",  # task add|list|show|cancel|retry
-    "polpo.cli.missions",  # mission add|list|show|start|cancel
+    "polpo.cli.tasks",  # task add|list|show|runs|cancel|retry
+    "polpo.cli.missions",  # mission add|list|show|start|run|cancel
+    "polpo.cli.run",  # run (drain the task queue once)
     "polpo.cli.approvals",  # approvals list|show|approve|reject
     "polpo.cli.serve",  # serve
     "polpo.cli.telegram",  # telegram status|delete-webhook
+    "polpo.cli.peers",  # peers list|allow|revoke|link|unlink, pair list|approve
     "polpo.cli.simulate",  # simulate, chat
+    "polpo.cli.whatsapp",  # whatsapp login|status|logout
 ]
 
 for _name in COMMAND_MODULES:

@@ -1,4 +1,4 @@
-"""``polpo mission add|list|show|start|cancel``."""
+"""``polpo mission add|list|show|start|run|cancel``."""
 
 from __future__ import annotations
 
@@ -135,6 +135,46 @@ def start(ctx: typer.Context, ref: RefArg, as_json: JsonOpt = False) -> None:
         print_json(mission.to_dict())
         return
     console().print(f"Mission {mission.short_id} is {mission.status}: {esc(mission.name)}")
+
+
+@mission_app.command("run")
+def run(
+    ctx: typer.Context,
+    ref: RefArg,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Run its tasks here (like `polpo run`) until it completes, fails or waits for approval.",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Activate a mission (same as `start`); with --wait, run its tasks in the foreground."""
+
+    async def go(app: Polpo) -> Mission:
+        from polpo.runner import Runner
+
+        m = await app.missions.start(ref)
+        if wait:
+            runner = Runner(app)
+            try:
+                await runner.drain()
+            finally:
+                runner.close()
+            m = await app.missions.get(m.id)
+        return m
+
+    mission = with_app(ctx, go)
+    if as_json:
+        print_json(mission.to_dict())
+        return
+    out = console()
+    out.print(
+        f"Mission {mission.short_id} is {mission.status} ({mission.progress} done): {esc(mission.name)}"
+    )
+    if not wait and mission.status == "active":
+        out.print("`polpo serve` runs its tasks (or run them now: polpo run)")
 
 
 @mission_app.command("cancel")

@@ -1,4 +1,4 @@
-"""``polpo task add|list|show|cancel|retry``."""
+"""``polpo task add|list|show|runs|cancel|retry``."""
 
 from __future__ import annotations
 
@@ -174,6 +174,50 @@ def show(ctx: typer.Context, ref: RefArg, as_json: JsonOpt = False) -> None:
         for a in approvals:
             decided = f" by {a.resolved_by} {when(a.resolved_at)}" if a.resolved_at else ""
             out.print(f"  {a.short_id} {a.gate} ({a.hook}): {a.status}{esc(decided)}")
+
+
+@task_app.command("runs")
+def runs(ctx: typer.Context, ref: RefArg, as_json: JsonOpt = False) -> None:
+    """Each run of a task: outcome, timing and the agent's tool calls."""
+    from polpo.runner.runs import TaskRun, runs_of
+
+    async def go(app: Polpo) -> tuple[Task, list[TaskRun]]:
+        return await runs_of(app, ref)
+
+    task, found = with_app(ctx, go)
+    if as_json:
+        print_json([r.to_dict() for r in found])
+        return
+    out = console()
+    out.print(f"[bold]{task.short_id}[/bold]  {esc(task.title)}  ({task.icon} {task.status})")
+    if not found:
+        out.print("Not run yet.")
+        return
+    for r in found:
+        took = f", {r.seconds:.1f} s" if r.seconds is not None else ""
+        out.print(f"Attempt {r.attempt}: {r.status}{took}, {when(r.started_at)} by {esc(r.worker)}")
+        for step in r.transcript:
+            if step.get("type") == "tool":
+                mark = {"ok": "✓", "refused": "✗ refused", "error": "✗ error"}.get(
+                    str(step.get("status")), "•"
+                )
+                args = ", ".join(
+                    f"{k}={str(v)[:60]!r}" for k, v in (step.get("args") or {}).items()
+                )
+                first = str(step.get("output") or "").splitlines()[:1]
+                out.print(
+                    f"  {mark} {step.get('tool')}({esc(args)})"
+                    + (f" → {esc(first[0][:100])}" if first else "")
+                )
+            elif step.get("type") == "usage":
+                out.print(
+                    f"  {step.get('requests')} model requests, "
+                    f"{step.get('inputTokens')} tokens in, {step.get('outputTokens')} out"
+                )
+        if r.result:
+            out.print(f"  Result: {esc(r.result)}")
+        if r.error:
+            out.print(f"  Error: {esc(r.error)}")
 
 
 @task_app.command("cancel")

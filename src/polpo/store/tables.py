@@ -263,3 +263,14 @@ channel_state = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("holder", sa.Text),
 )
+
+# -- notifications -------------------------------------------------------------
+
+notification_cursor = sa.Table(
+    "notification_cursor",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # "notifications"
+    # the last event id whose alerts are in the outbox (a restart resumes after it)
+    sa.Column("last_event_id", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

@@ -76,6 +76,15 @@ function renderApprovals(list) {
     "</table>";
 }
 
+function renderPairing(list) {
+  const el = document.getElementById("pairing");
+  if (!list.length) { el.innerHTML = '<span class="muted">Nobody is waiting to be let in.</span>'; return; }
+  el.innerHTML = "<table><tr><th>Code</th><th>Who</th><th>Channel</th><th>Asked</th><th></th></tr>" +
+    list.map((r) => `<tr><td><code>${esc(r.code)}</code></td><td>${esc(r.displayName || "")} <span class="muted">${esc(r.peerId)}</span></td>` +
+      `<td>${esc(r.channel)}</td><td>${age(r.createdAt)}</td>` +
+      `<td><button class="ok" data-pair="${esc(r.code)}">Let in</button></td></tr>`).join("") + "</table>";
+}
+
 function renderTasks(list) {
   const el = document.getElementById("tasks");
   if (!list.length) { el.innerHTML = '<span class="muted">No tasks yet.</span>'; return; }
@@ -86,10 +95,10 @@ function renderTasks(list) {
 
 async function refresh() {
   try {
-    const [status, channels, approvals, tasks] = await Promise.all([
-      api("/status"), api("/channels"), api("/approvals"), api("/tasks?limit=50"),
+    const [status, channels, pairing, approvals, tasks] = await Promise.all([
+      api("/status"), api("/channels"), api("/pairing"), api("/approvals"), api("/tasks?limit=50"),
     ]);
-    renderStatus(status); renderChannels(channels); renderApprovals(approvals); renderTasks(tasks);
+    renderStatus(status); renderChannels(channels); renderPairing(pairing); renderApprovals(approvals); renderTasks(tasks);
     showError(null);
   } catch (e) { showError(e); }
 }
@@ -103,6 +112,8 @@ document.addEventListener("click", async (ev) => {
       const reason = prompt("Why? (the agent gets this as feedback)");
       if (!reason || !reason.trim()) return;
       await api(`/approvals/${t.dataset.reject}/reject`, {method: "POST", body: JSON.stringify({reason, by: "dashboard"})});
+    } else if (t.dataset.pair) {
+      await api(`/pairing/${encodeURIComponent(t.dataset.pair)}/approve`, {method: "POST", body: JSON.stringify({by: "dashboard"})});
     } else return;
     await refresh();
   } catch (e) { showError(e); }

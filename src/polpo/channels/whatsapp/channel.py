@@ -1,0 +1,572 @@
+"""``WhatsAppChannel``: supervises the neonize worker process and speaks its protocol.
+
+The worker (``python -m polpo.channels.whatsapp.worker``) does the WhatsApp
+work; this side implements :class:`polpo.channels.base.Channel`:
+
+- it holds the account lock (one process per account) while a worker runs;
+- it restarts a worker that exits on a transient failure (no network, a
+  crash) with exponential backoff and jitter, 1 s → 60 s, for ever, and
+  resets the backoff once a worker connected;
+- it stops for good when WhatsApp logs the device out (status
+  ``logged_out``: run ``polpo whatsapp login``) or another client replaces
+  this one (status ``replaced``: no fight);
+- it asks a worker to ``stop`` and kills it when it has not exited after
+  ``stop_timeout`` (10 s);
+- every inbound message is handed to ``listener.on_message`` and only then
+  acknowledged to the worker (which holds WhatsApp's receipt until then);
+- :meth:`send` raises ``ChannelError(retryable=True)`` while disconnected:
+  the gateway's outbox keeps the row and sends it once :meth:`status` says
+  ``connected`` again (reported through ``listener.on_status``); sends to one
+  chat are paced ``pace_seconds`` apart.
+
+Everything that waits on purpose (backoff, pacing, typing refresh, the
+credentials poll) goes through the injected ``sleep``/``clock``/``rng``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+import shlex
+import sys
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from polpo.channels.base import (
+    ChannelListener,
+    ChannelStatus,
+    InboundMessage,
+    OutboundMessage,
+    SendResult,
+    TextFormat,
+)
+from polpo.channels.whatsapp import protocol as p
+from polpo.channels.whatsapp.account import AccountLock, linked_account, wipe_credentials
+from polpo.channels.whatsapp.backoff import Backoff
+from polpo.clock import SYSTEM_CLOCK, Clock
+from polpo.errors import ChannelError, LockHeldError
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+#: a command line that replaces the real worker (tests, another engine); --auth-dir is appended
+WORKER_ENV = "POLPO_WHATSAPP_WORKER"
+MAX_TEXT = 4000
+LOGIN_HINT = "run `polpo whatsapp login` to link WhatsApp"
+#: exit code of a worker that must not be restarted (banned, outdated client)
+EXIT_FATAL = 4
+_SENT_MEMORY = 5000
+
+
+def default_worker_command() -> list[str]:
+    override = os.environ.get(WORKER_ENV, "").strip()
+    if override:
+        return shlex.split(override)
+    return [sys.executable, "-m", "polpo.channels.whatsapp.worker"]
+
+
+class _Outcome:
+    STOPPED = "stopped"
+    TRANSIENT = "transient"
+    LOGGED_OUT = "logged_out"
+    REPLACED = "replaced"
+    FATAL = "fatal"
+
+
+class WhatsAppChannel:
+    """A linked WhatsApp account, through a supervised neonize worker."""
+
+    name = "whatsapp"
+    text_format: TextFormat = "whatsapp"
+    max_text_length = MAX_TEXT
+
+    def __init__(
+        self,
+        auth_dir: Path | str,
+        *,
+        inbound: bool = True,
+        bot_tag: bool = False,
+        worker_command: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        stop_timeout: float = 10.0,
+        send_timeout: float = 60.0,
+        pace_seconds: float = 1.0,
+        login_poll_seconds: float = 5.0,
+        typing_interval: float = 20.0,
+        typing_max_seconds: float = 300.0,
+        holder: str = "polpo serve",
+    ) -> None:
+        self.auth_dir = Path(auth_dir)
+        self._inbound = inbound
+        self._bot_tag = bot_tag
+        self._command = list(worker_command) if worker_command else default_worker_command()
+        self._env = dict(os.environ if env is None else env)
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._stop_timeout = stop_timeout
+        self._send_timeout = send_timeout
+        self._pace = pace_seconds
+        self._login_poll = login_poll_seconds
+        self._typing_interval = typing_interval
+        self._typing_max = typing_max_seconds
+        self._lock = AccountLock(self.auth_dir, holder)
+
+        self._listener: ChannelListener | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._write_lock = asyncio.Lock()
+        self._stopping = False
+        self._pending: dict[str, asyncio.Future[p.Sent]] = {}
+        self._refs = itertools.count(1)
+        self._sent_ids: OrderedDict[str, None] = OrderedDict()
+        self._chat_locks: dict[str, asyncio.Lock] = {}
+        self._last_sent: dict[str, float] = {}
+        self._typing: dict[str, asyncio.Task[None]] = {}
+        self._connected_since: float | None = None
+        self._stderr_tail: deque[str] = deque(maxlen=20)
+        #: why the last worker run ended (shown while reconnecting)
+        self._failure = "disconnected"
+
+        self._state = "stopped"
+        self._detail: str | None = None
+        self._account: str | None = None
+        self._qr: str | None = None
+        self._pair_code: str | None = None
+        self.restarts = 0
+        #: every worker pid this channel started (tests check they are all gone)
+        self.worker_pids: list[int] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self, listener: ChannelListener) -> None:
+        if self._task is not None:
+            return
+        self._listener = listener
+        self._stopping = False
+        await self._set_state("starting")
+        self._task = asyncio.create_task(self._supervise(), name="whatsapp-supervisor")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            await self._stop_worker(proc)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        typing, self._typing = list(self._typing.values()), {}
+        for t in typing:
+            t.cancel()
+        await asyncio.gather(*typing, return_exceptions=True)
+        self._fail_pending("the WhatsApp channel stopped")
+        self._lock.release()
+        if self._state not in ("logged_out", "replaced", "error"):
+            await self._set_state("stopped")
+
+    async def _stop_worker(self, proc: asyncio.subprocess.Process) -> None:
+        """Ask the worker to stop; kill it if it has not exited within ``stop_timeout``."""
+        await self._write(p.Stop(), proc)
+        with contextlib.suppress(Exception):
+            if proc.stdin is not None:
+                proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), self._stop_timeout)
+        except TimeoutError:
+            log.warning(
+                "whatsapp: the worker (pid %s) did not stop within %.0f s; killing it",
+                proc.pid,
+                self._stop_timeout,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    def status(self) -> ChannelStatus:
+        extra: dict[str, Any] = {"inbound": self._inbound, "restarts": self.restarts}
+        if self._qr is not None:
+            extra["qr"] = self._qr
+        if self._pair_code is not None:
+            extra["pairCode"] = self._pair_code
+        if self._proc is not None and self._proc.returncode is None:
+            extra["workerPid"] = self._proc.pid
+        return ChannelStatus(
+            channel=self.name,
+            state=self._state,
+            detail=self._detail,
+            account=self._account,
+            extra=extra,
+        )
+
+    # -- supervision -------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        backoff = Backoff(rng=self._rng)
+        while not self._stopping:
+            account = await asyncio.to_thread(linked_account, self.auth_dir)
+            if account is None:
+                self._lock.release()
+                await self._set_state("waiting_for_login", f"WhatsApp is not linked: {LOGIN_HINT}")
+                await self._sleep(self._login_poll)
+                continue
+            self._account = account.phone
+            try:
+                self._lock.acquire()
+            except LockHeldError as e:
+                await self._set_state("error", e.message)
+                await self._sleep(self._login_poll)
+                continue
+            if self._state == "disconnected":
+                # Retrying: stay "disconnected" (one alert per outage, not one per attempt).
+                self._detail = f"{self._failure}; reconnecting"
+            else:
+                await self._set_state("connecting")
+            outcome, connected = await self._run_worker()
+            if self._stopping:
+                return
+            if outcome == _Outcome.LOGGED_OUT:
+                wipe_credentials(self.auth_dir)
+                self._lock.release()
+                await self._set_state(
+                    "logged_out", f"WhatsApp logged this device out: {LOGIN_HINT}"
+                )
+                return
+            if outcome == _Outcome.REPLACED:
+                self._lock.release()
+                await self._set_state(
+                    "replaced",
+                    "another WhatsApp Web client connected with this account; Polpo "
+                    "stopped rather than fight. Restart polpo serve to take it back",
+                )
+                return
+            if outcome == _Outcome.FATAL:
+                self._lock.release()
+                await self._set_state("error", self._detail or "the WhatsApp worker failed")
+                return
+            if connected:
+                backoff.reset()
+            self.restarts += 1
+            delay = backoff.next_delay()
+            why = self._detail or "the WhatsApp worker exited"
+            self._failure = why
+            await self._set_state("disconnected", f"{why}; retrying in {_seconds(delay)} s")
+            await self._sleep(delay)
+
+    async def _run_worker(self) -> tuple[str, bool]:
+        """Run one worker to its end: (outcome, whether it connected)."""
+        command = [*self._command, "--auth-dir", str(self.auth_dir)]
+        if self._bot_tag:
+            command.append("--bot-tag")
+        env = dict(self._env)
+        env["PYTHONUNBUFFERED"] = "1"
+        if self._bot_tag:
+            env.pop("NEONIZE_BOT_TAG", None)
+        else:
+            env["NEONIZE_BOT_TAG"] = "off"
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                limit=p.MAX_LINE_BYTES,
+                start_new_session=True,
+            )
+        except OSError as e:
+            self._detail = f"cannot start the WhatsApp worker ({e})"
+            return _Outcome.TRANSIENT, False
+        self._proc = proc
+        self.worker_pids.append(proc.pid)
+        self._stderr_tail.clear()
+        stderr_task = asyncio.create_task(self._drain_stderr(proc), name="whatsapp-worker-stderr")
+        inbox: asyncio.Queue[InboundMessage | None] = asyncio.Queue()
+        deliver_task = asyncio.create_task(self._deliver(inbox, proc), name="whatsapp-deliver")
+        state = _WorkerRun()
+        try:
+            await self._write(p.Connect(), proc)
+            assert proc.stdout is not None
+            while True:
+                try:
+                    line = await proc.stdout.readline()
+                except ValueError:  # a line over the limit: skip what is left of it
+                    log.warning("whatsapp: an over-long line from the worker was dropped")
+                    continue
+                if not line:
+                    break
+                try:
+                    event = p.decode_event(line)
+                except p.ProtocolError as e:
+                    log.warning("whatsapp: worker said something unreadable: %s", e)
+                    continue
+                await self._on_event(event, state, inbox)
+        finally:
+            await inbox.put(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(deliver_task), 5)
+            deliver_task.cancel()
+            code = await proc.wait()
+            await asyncio.gather(stderr_task, deliver_task, return_exceptions=True)
+            self._proc = None
+            self._connected_since = None
+            self._fail_pending("the WhatsApp worker exited")
+        if state.outcome is not None:
+            return state.outcome, state.connected
+        if self._stopping:
+            return _Outcome.STOPPED, state.connected
+        if code == EXIT_FATAL:
+            return _Outcome.FATAL, state.connected
+        if state.error is None:
+            tail = " | ".join(list(self._stderr_tail)[-3:])
+            self._detail = f"the WhatsApp worker exited with code {code}" + (
+                f": {tail}" if tail else ""
+            )
+        return _Outcome.TRANSIENT, state.connected
+
+    async def _on_event(
+        self, event: p.Event, run: _WorkerRun, inbox: asyncio.Queue[InboundMessage | None]
+    ) -> None:
+        if isinstance(event, p.MessageReceived):
+            await inbox.put(event.inbound())
+        elif isinstance(event, p.Sent):
+            future = self._pending.pop(event.ref, None)
+            self._remember_sent(event.message_id)
+            if future is not None and not future.done():
+                future.set_result(event)
+        elif isinstance(event, p.Connected):
+            run.connected = True
+            self._connected_since = self._clock.now()
+            self._account = event.phone or self._account
+            self._qr = self._pair_code = None
+            await self._set_state("connected")
+        elif isinstance(event, p.Disconnected):
+            self._connected_since = None
+            await self._set_state("disconnected", event.reason or "connection lost; reconnecting")
+        elif isinstance(event, p.LoggedOut):
+            run.outcome = _Outcome.LOGGED_OUT
+        elif isinstance(event, p.Replaced):
+            run.outcome = _Outcome.REPLACED
+        elif isinstance(event, p.Error):
+            if event.ref:
+                future = self._pending.pop(event.ref, None)
+                if future is not None and not future.done():
+                    future.set_exception(
+                        ChannelError(f"whatsapp: {event.message}", retryable=event.retryable)
+                    )
+                return
+            run.error = event
+            self._detail = event.message
+            if event.fatal and not event.retryable:
+                run.outcome = _Outcome.FATAL
+            log.log(logging.WARNING if event.fatal else logging.INFO, "whatsapp: %s", event.message)
+        elif isinstance(event, p.Qr):
+            self._qr = event.code
+            await self._set_state(
+                "waiting_for_login", f"scan the QR code (valid {event.seconds} s)"
+            )
+        elif isinstance(event, p.PairCode):
+            self._pair_code = event.code
+            await self._set_state("waiting_for_login", f"enter the code {event.code} on the phone")
+        elif isinstance(event, p.Paired):
+            self._account = event.phone or self._account
+        elif isinstance(event, p.Receipt):
+            log.debug("whatsapp: %s receipt for %s", event.kind, event.message_ids)
+
+    async def _deliver(
+        self, inbox: asyncio.Queue[InboundMessage | None], proc: asyncio.subprocess.Process
+    ) -> None:
+        """Hand messages to the gateway in order; ack each one after it is stored."""
+        while True:
+            message = await inbox.get()
+            if message is None:
+                return
+            if not self._inbound or (message.is_from_me and message.message_id in self._sent_ids):
+                # send-only channel, or our own reply echoed back (self-chat)
+                await self._write(p.Ack(message_id=message.message_id), proc)
+                continue
+            since = self._connected_since
+            if since is None or message.timestamp < since - 1:
+                message = replace(message, offline=True)
+            listener = self._listener
+            if listener is None:
+                continue
+            try:
+                await listener.on_message(message)
+            except Exception:
+                log.exception(
+                    "whatsapp: message %s was not stored; not acknowledged", message.message_id
+                )
+                continue
+            await self._write(p.Ack(message_id=message.message_id), proc)
+
+    async def _drain_stderr(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stderr is not None
+        while True:
+            try:
+                line = await proc.stderr.readline()
+            except ValueError:
+                continue
+            if not line:
+                return
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                self._stderr_tail.append(text)
+                log.info("whatsapp worker: %s", text)
+
+    async def _write(
+        self, command: p.Command, proc: asyncio.subprocess.Process | None = None
+    ) -> bool:
+        proc = proc or self._proc
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            return False
+        async with self._write_lock:
+            try:
+                proc.stdin.write(p.encode(command).encode("utf-8"))
+                await proc.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError, RuntimeError):
+                return False
+        return True
+
+    # -- outbound ------------------------------------------------------------------------
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        chat = to_jid(message.chat_id)
+        lock = self._chat_locks.setdefault(chat, asyncio.Lock())
+        async with lock:
+            self._require_connected()
+            last = self._last_sent.get(chat)
+            if last is not None and self._pace > 0:
+                wait = self._pace - (self._clock.now() - last)
+                if wait > 0:
+                    await self._sleep(wait)
+                self._require_connected()
+            ref = f"s{next(self._refs)}"
+            future: asyncio.Future[p.Sent] = asyncio.get_running_loop().create_future()
+            self._pending[ref] = future
+            written = await self._write(
+                p.SendText(ref=ref, chat=chat, text=message.text, reply_to=message.reply_to)
+            )
+            if not written:
+                self._pending.pop(ref, None)
+                raise ChannelError("whatsapp: not connected (the worker is restarting)")
+            try:
+                sent = await asyncio.wait_for(future, self._send_timeout)
+            except TimeoutError:
+                self._pending.pop(ref, None)
+                raise ChannelError(
+                    f"whatsapp: no answer from WhatsApp within {self._send_timeout:.0f} s"
+                ) from None
+            self._last_sent[chat] = self._clock.now()
+            return SendResult(message_id=sent.message_id)
+
+    def _require_connected(self) -> None:
+        if self._state != "connected" or self._proc is None:
+            detail = f" ({self._detail})" if self._detail else ""
+            raise ChannelError(
+                f"whatsapp: not connected, state {self._state}{detail}", retryable=True
+            )
+
+    async def typing(self, chat_id: str, on: bool) -> None:
+        """ "typing…" in ``chat_id``, refreshed until turned off (WhatsApp drops it after ~25 s)."""
+        chat = to_jid(chat_id)
+        running = self._typing.pop(chat, None)
+        if running is not None:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        if on:
+            if self._state == "connected":
+                self._typing[chat] = asyncio.create_task(
+                    self._keep_typing(chat), name=f"whatsapp-typing-{chat}"
+                )
+        elif self._state == "connected":
+            await self._write(p.Typing(chat=chat, on=False))
+
+    async def _keep_typing(self, chat: str) -> None:
+        started = self._clock.now()
+        while self._clock.now() - started < self._typing_max:
+            await self._write(p.Typing(chat=chat, on=True))
+            await self._sleep(self._typing_interval)
+
+    async def mark_read(self, message: InboundMessage) -> None:
+        """Blue ticks for a message the gateway has processed (only while connected)."""
+        if self._state != "connected" or message.kind == "reaction":
+            return
+        message_id = message.message_id.split(":edit:", 1)[0]
+        await self._write(
+            p.MarkRead(
+                chat=to_jid(message.chat_id),
+                sender=peer_jid(message.peer),
+                message_ids=[message_id],
+                timestamp=message.timestamp,
+            )
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _remember_sent(self, message_id: str) -> None:
+        self._sent_ids[message_id] = None
+        while len(self._sent_ids) > _SENT_MEMORY:
+            self._sent_ids.popitem(last=False)
+
+    def _fail_pending(self, why: str) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ChannelError(f"whatsapp: {why}", retryable=True))
+
+    async def _set_state(self, state: str, detail: str | None = None) -> None:
+        """Record the state; tell the listener when the state itself changed
+        (a new detail alone, "retrying in 4 s", is only in :meth:`status`)."""
+        changed = state != self._state
+        self._state, self._detail = state, detail
+        if state in ("error", "logged_out", "replaced"):
+            log.warning("whatsapp: %s: %s", state, detail)
+        if changed and self._listener is not None:
+            try:
+                await self._listener.on_status(self.status())
+            except Exception:
+                log.exception("whatsapp: the listener failed on a status change")
+
+
+class _WorkerRun:
+    """What one worker run told us."""
+
+    def __init__(self) -> None:
+        self.outcome: str | None = None
+        self.connected = False
+        self.error: p.Error | None = None
+
+
+def _seconds(delay: float) -> str:
+    """``0.5``, ``1.4``, ``12``: a delay as a person reads it."""
+    return f"{delay:.0f}" if delay >= 10 else f"{delay:.1f}".rstrip("0").rstrip(".")
+
+
+def to_jid(chat_id: str) -> str:
+    """A chat id as the worker wants it: a JID (bare numbers are phone chats)."""
+    chat = chat_id.strip()
+    if chat.startswith("whatsapp:"):
+        chat = chat[len("whatsapp:") :]
+    if chat.startswith("lid:"):
+        return f"{chat[4:]}@lid"
+    if "@" not in chat:
+        digits = "".join(c for c in chat if c.isdigit())
+        return f"{digits}@s.whatsapp.net"
+    return chat
+
+
+def peer_jid(peer: str) -> str:
+    """The JID of a peer's external id (``39123…`` or ``lid:…``)."""
+    return to_jid(peer)

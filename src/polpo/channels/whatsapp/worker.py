@@ -1,0 +1,531 @@
+"""The WhatsApp worker: neonize in a child process, spoken to in JSON lines.
+
+Run as ``python -m polpo.channels.whatsapp.worker --auth-dir DIR [--bot-tag]``
+by :class:`~polpo.channels.whatsapp.channel.WhatsAppChannel` (and by
+``polpo whatsapp login``). Commands arrive on stdin, events leave on stdout,
+logs go to stderr (see :mod:`polpo.channels.whatsapp.protocol`).
+
+Why a process of its own: neonize's Go core can abort the whole process on
+some errors, leaks a file descriptor per failed connect, calls back on
+foreign threads, and ``import neonize`` reconfigures logging. Here a crash or
+a leak ends with the process; the parent restarts it with backoff.
+
+Threads: the main thread reads stdin; ``ack`` is handled at once, every other
+command runs in order on one command thread (so a slow send never delays an
+ack); neonize's blocking ``connect()`` runs on its own thread and calls our
+event handlers from Go threads. A message handler writes the ``message``
+event, then waits (up to :data:`ACK_TIMEOUT`) for the parent's ``ack``, so
+WhatsApp's delivery receipt is only sent once the gateway stored the message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from polpo.channels.whatsapp import protocol as p
+from polpo.channels.whatsapp.account import DB_NAME, secure
+
+log = logging.getLogger("polpo.whatsapp.worker")
+
+#: seconds a message handler waits for the parent to store the message
+ACK_TIMEOUT = 60.0
+#: how long the first QR code is valid, and each one after it (whatsmeow's timings)
+FIRST_QR_SECONDS = 60
+NEXT_QR_SECONDS = 20
+#: exit codes the parent reads: 0 done, 3 connect failed (transient), 4 fatal (do not retry)
+EXIT_TRANSIENT = 3
+EXIT_FATAL = 4
+
+#: ConnectFailure / LoggedOut reasons that mean the credentials are void
+_LOGOUT_REASONS = {"LOGGED_OUT", "MAIN_DEVICE_GONE", "UNKNOWN_LOGOUT"}
+
+
+class Output:
+    """Protocol lines to the parent; one writer at a time, flushed per line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def emit(self, event: p.Event) -> None:
+        line = p.encode(event)
+        with self._lock:
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                # The parent is gone: nobody is left to talk to.
+                os._exit(0)
+
+
+class Worker:
+    def __init__(self, auth_dir: Path, out: Output) -> None:
+        self.auth_dir = auth_dir
+        self.out = out
+        self.client: Any = None
+        self.own_phone: str | None = None
+        self.own_lid: str | None = None
+        self.sent_ids: set[str] = set()
+        self.pending_acks: dict[str, threading.Event] = {}
+        self.commands: queue.Queue[p.Command | None] = queue.Queue()
+        self.stopping = threading.Event()
+        self.qr_count = 0
+        self.pair_phone: str | None = None
+        self.pair_requested = False
+        self.connect_thread: threading.Thread | None = None
+
+    # -- stdin --------------------------------------------------------------------
+
+    def read_commands(self, stdin: IO[bytes]) -> None:
+        threading.Thread(target=self._command_loop, name="commands", daemon=True).start()
+        for raw in iter(stdin.readline, b""):
+            if not raw.strip():
+                continue
+            try:
+                command = p.decode_command(raw)
+            except p.ProtocolError as e:
+                self.out.emit(p.Error(message=str(e), code="bad_command", retryable=False))
+                continue
+            if isinstance(command, p.Ack):
+                waiter = self.pending_acks.pop(command.message_id, None)
+                if waiter is not None:
+                    waiter.set()
+                continue
+            self.commands.put(command)
+            if isinstance(command, p.Stop):
+                break
+        # stdin closed or stop: the parent wants us gone either way
+        self.commands.put(p.Stop())
+
+    def _command_loop(self) -> None:
+        while True:
+            command = self.commands.get()
+            if command is None:
+                return
+            try:
+                self.handle(command)
+            except Exception as e:  # one failed command never ends the worker
+                log.exception("whatsapp worker: %s failed", command.TYPE)
+                ref = getattr(command, "ref", None)
+                self.out.emit(p.Error(message=f"{command.TYPE} failed: {e}", ref=ref or None))
+
+    def handle(self, command: p.Command) -> None:
+        if isinstance(command, p.Connect):
+            self.pair_phone = command.phone
+            self.connect()
+        elif isinstance(command, p.PairPhone):
+            self.pair_phone = command.phone
+            if self.client is not None:
+                self._request_pair_code()
+        elif isinstance(command, p.SendText):
+            self.send_text(command)
+        elif isinstance(command, p.Typing):
+            self.typing(command)
+        elif isinstance(command, p.MarkRead):
+            self.mark_read(command)
+        elif isinstance(command, p.Logout):
+            self.logout(command)
+        elif isinstance(command, p.Stop):
+            self.stop(0)
+
+    # -- connection ------------------------------------------------------------------
+
+    def connect(self) -> None:
+        if self.connect_thread is not None:
+            return
+        from neonize.client import NewClient
+
+        secure(self.auth_dir)
+        self.client = NewClient(str(self.auth_dir / DB_NAME), uuid="polpo")
+        self._register(self.client)
+        self.connect_thread = threading.Thread(target=self._run_client, name="neonize")
+        self.connect_thread.start()
+
+    def _run_client(self) -> None:
+        from neonize.exc import NeonizeError
+
+        try:
+            self.client.connect()
+        except NeonizeError as e:
+            if not self.stopping.is_set():
+                self.out.emit(
+                    p.Error(
+                        message=_short(str(e)), code="connect_failed", retryable=True, fatal=True
+                    )
+                )
+                self.exit(EXIT_TRANSIENT)
+            return
+        except Exception as e:
+            if not self.stopping.is_set():
+                log.exception("whatsapp worker: neonize failed")
+                self.out.emit(p.Error(message=_short(repr(e)), code="engine_failed", fatal=True))
+                self.exit(EXIT_TRANSIENT)
+            return
+        if not self.stopping.is_set():
+            self.out.emit(p.Disconnected(reason="the WhatsApp engine stopped"))
+            self.exit(EXIT_TRANSIENT)
+
+    def _register(self, client: Any) -> None:
+        from neonize.events import (
+            ClientOutdatedEv,
+            ConnectedEv,
+            ConnectFailureEv,
+            DisconnectedEv,
+            KeepAliveTimeoutEv,
+            LoggedOutEv,
+            MessageEv,
+            PairStatusEv,
+            ReceiptEv,
+            StreamReplacedEv,
+            TemporaryBanEv,
+        )
+
+        # neonize keeps one handler per event type: register each exactly once.
+        client.event.qr(self.on_qr)
+        client.event(ConnectedEv)(self.on_connected)
+        client.event(PairStatusEv)(self.on_pair_status)
+        client.event(DisconnectedEv)(self.on_disconnected)
+        client.event(KeepAliveTimeoutEv)(self.on_keepalive_timeout)
+        client.event(LoggedOutEv)(self.on_logged_out)
+        client.event(StreamReplacedEv)(self.on_replaced)
+        client.event(ConnectFailureEv)(self.on_connect_failure)
+        client.event(TemporaryBanEv)(self.on_temporary_ban)
+        client.event(ClientOutdatedEv)(self.on_client_outdated)
+        client.event(MessageEv)(self.on_message)
+        client.event(ReceiptEv)(self.on_receipt)
+
+    def on_qr(self, _client: Any, data: bytes) -> None:
+        if self.pair_phone:
+            if not self.pair_requested:
+                self.pair_requested = True
+                threading.Thread(target=self._request_pair_code, daemon=True).start()
+            return
+        seconds = FIRST_QR_SECONDS if self.qr_count == 0 else NEXT_QR_SECONDS
+        self.qr_count += 1
+        self.out.emit(p.Qr(code=data.decode("utf-8", "replace"), seconds=seconds))
+
+    def _request_pair_code(self) -> None:
+        phone = "".join(c for c in (self.pair_phone or "") if c.isdigit())
+        try:
+            code = self.client.PairPhone(phone, show_push_notification=True)
+        except Exception as e:
+            self.out.emit(
+                p.Error(
+                    message=f"pairing code refused: {_short(str(e))}",
+                    code="pair_failed",
+                    retryable=False,
+                )
+            )
+            return
+        self.out.emit(p.PairCode(code=str(code)))
+
+    def on_pair_status(self, _client: Any, ev: Any) -> None:
+        if ev.Error:
+            self.out.emit(
+                p.Error(message=f"linking failed: {ev.Error}", code="pair_failed", retryable=False)
+            )
+            return
+        secure(self.auth_dir)
+        self.out.emit(
+            p.Paired(phone=ev.ID.User, jid=_jid(ev.ID), business_name=ev.BusinessName or "")
+        )
+
+    def on_connected(self, client: Any, _ev: Any) -> None:
+        secure(self.auth_dir)
+        push_name: str | None = None
+        jid = ""
+        try:
+            me = client.get_me()
+            self.own_phone = me.JID.User or None
+            self.own_lid = me.LID.User or None
+            push_name = me.PushName or None
+            jid = _jid(me.JID)
+        except Exception:
+            log.warning("whatsapp worker: could not read the linked account", exc_info=True)
+        self.out.emit(
+            p.Connected(phone=self.own_phone or "", jid=jid, lid=self.own_lid, push_name=push_name)
+        )
+
+    def on_disconnected(self, _client: Any, _ev: Any) -> None:
+        if not self.stopping.is_set():
+            self.out.emit(p.Disconnected(reason="connection lost; reconnecting"))
+
+    def on_keepalive_timeout(self, _client: Any, ev: Any) -> None:
+        self.out.emit(p.Disconnected(reason=f"keepalive timeout ({ev.ErrorCount} missed)"))
+
+    def on_logged_out(self, _client: Any, ev: Any) -> None:
+        reason = _reason_name(ev.Reason)
+        self.out.emit(p.LoggedOut(reason=f"unlinked on WhatsApp ({reason})"))
+        self.stop(0)
+
+    def on_replaced(self, _client: Any, _ev: Any) -> None:
+        self.out.emit(p.Replaced())
+        self.stop(0)
+
+    def on_connect_failure(self, _client: Any, ev: Any) -> None:
+        reason = _reason_name(ev.Reason)
+        if reason in _LOGOUT_REASONS:
+            self.out.emit(p.LoggedOut(reason=f"WhatsApp refused the credentials ({reason})"))
+            self.stop(0)
+        elif reason in ("TEMP_BANNED", "CLIENT_OUTDATED", "BAD_USER_AGENT"):
+            self.out.emit(
+                p.Error(
+                    message=f"WhatsApp refused the connection: {reason} {ev.Message}".strip(),
+                    code=reason.lower(),
+                    retryable=False,
+                    fatal=True,
+                )
+            )
+            self.exit(EXIT_FATAL)
+        else:
+            self.out.emit(
+                p.Error(
+                    message=f"connection failed: {reason} {ev.Message}".strip(),
+                    code="connect_failed",
+                    fatal=True,
+                )
+            )
+            self.exit(EXIT_TRANSIENT)
+
+    def on_temporary_ban(self, _client: Any, ev: Any) -> None:
+        self.out.emit(
+            p.Error(
+                message=f"this number is temporarily banned by WhatsApp (code {ev.Code}, expires in {ev.Expire} s)",
+                code="temp_banned",
+                retryable=False,
+                fatal=True,
+            )
+        )
+        self.exit(EXIT_FATAL)
+
+    def on_client_outdated(self, _client: Any, _ev: Any) -> None:
+        self.out.emit(
+            p.Error(
+                message="WhatsApp says this client is outdated: upgrade neonize",
+                code="client_outdated",
+                retryable=False,
+                fatal=True,
+            )
+        )
+        self.exit(EXIT_FATAL)
+
+    # -- messages ------------------------------------------------------------------------
+
+    def on_message(self, _client: Any, ev: Any) -> None:
+        from polpo.channels.whatsapp.normalize import OwnAccount, normalize
+
+        try:
+            message = normalize(
+                ev,
+                own=OwnAccount(self.own_phone, self.own_lid),
+                sent_ids=self.sent_ids,
+                resolve_lid=self._resolve_lid,
+                now=time.time(),
+            )
+        except Exception:
+            log.exception("whatsapp worker: a message could not be read; skipped")
+            return
+        if message is None:
+            return
+        waiter = threading.Event()
+        self.pending_acks[message.message_id] = waiter
+        self.out.emit(p.MessageReceived(message=p.inbound_to_wire(message)))
+        if not waiter.wait(ACK_TIMEOUT):
+            self.pending_acks.pop(message.message_id, None)
+            log.warning(
+                "whatsapp worker: no ack for %s after %.0f s", message.message_id, ACK_TIMEOUT
+            )
+
+    def _resolve_lid(self, lid: str) -> str | None:
+        from neonize.utils.jid import build_jid
+
+        pn = self.client.get_pn_from_lid(build_jid(lid, "lid"))
+        return str(pn.User) if pn.User else None
+
+    def on_receipt(self, _client: Any, ev: Any) -> None:
+        from neonize.proto.Neonize_pb2 import Receipt
+
+        kind = Receipt.ReceiptType.Name(ev.Type).lower() if ev.Type else "delivered"
+        self.out.emit(
+            p.Receipt(chat=_jid(ev.MessageSource.Chat), message_ids=list(ev.MessageIDs), kind=kind)
+        )
+
+    # -- outbound ------------------------------------------------------------------------
+
+    def _require_client(self) -> Any:
+        if self.client is None:
+            raise RuntimeError("not connected (send connect first)")
+        return self.client
+
+    def send_text(self, command: p.SendText) -> None:
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
+
+        try:
+            client = self._require_client()
+            response = client.send_message(
+                _parse_jid(command.chat), Message(conversation=command.text)
+            )
+        except Exception as e:
+            self.out.emit(
+                p.Error(
+                    message=f"send failed: {_short(str(e))}",
+                    ref=command.ref,
+                    code="send_failed",
+                    retryable=True,
+                )
+            )
+            return
+        message_id = str(response.ID)
+        self.sent_ids.add(message_id)
+        if len(self.sent_ids) > 10_000:
+            self.sent_ids.clear()  # the parent keeps its own set; this one only bounds memory
+            self.sent_ids.add(message_id)
+        ts = int(response.Timestamp)
+        self.out.emit(
+            p.Sent(
+                ref=command.ref,
+                message_id=message_id,
+                timestamp=ts / 1000.0 if ts > 100_000_000_000 else float(ts),
+            )
+        )
+
+    def typing(self, command: p.Typing) -> None:
+        from neonize.utils.enum import ChatPresence, ChatPresenceMedia
+
+        state = (
+            ChatPresence.CHAT_PRESENCE_COMPOSING
+            if command.on
+            else ChatPresence.CHAT_PRESENCE_PAUSED
+        )
+        try:
+            self._require_client().send_chat_presence(
+                _parse_jid(command.chat), state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT
+            )
+        except Exception as e:
+            log.debug("whatsapp worker: typing in %s failed: %s", command.chat, e)
+
+    def mark_read(self, command: p.MarkRead) -> None:
+        from neonize.utils.enum import ReceiptType
+
+        try:
+            self._require_client().mark_read(
+                *command.message_ids,
+                chat=_parse_jid(command.chat),
+                sender=_parse_jid(command.sender),
+                receipt=ReceiptType.READ,
+                timestamp=int(command.timestamp) or None,
+            )
+        except Exception as e:
+            log.debug("whatsapp worker: mark read in %s failed: %s", command.chat, e)
+
+    def logout(self, command: p.Logout) -> None:
+        try:
+            self._require_client().logout()
+        except Exception as e:
+            self.out.emit(
+                p.Error(
+                    message=f"logout failed: {_short(str(e))}",
+                    ref=command.ref or None,
+                    code="logout_failed",
+                )
+            )
+            return
+        self.out.emit(p.LoggedOut(reason="logged out by polpo", ref=command.ref or None))
+        self.stop(0)
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def stop(self, code: int) -> None:
+        self.stopping.set()
+        client = self.client
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.disconnect()
+            with contextlib.suppress(Exception):
+                client.stop()
+        self.exit(code)
+
+    def exit(self, code: int) -> None:
+        """End the process now: neonize's threads are not ours to join."""
+        self.stopping.set()
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _jid(jid: Any) -> str:
+    return f"{jid.User}@{jid.Server}" if jid.User else str(jid.Server)
+
+
+def _parse_jid(text: str) -> Any:
+    from neonize.utils.jid import build_jid
+
+    user, _, server = text.partition("@")
+    user = user.split(":", 1)[0]
+    return build_jid(user, server or "s.whatsapp.net")
+
+
+def _reason_name(value: int) -> str:
+    from neonize.proto.Neonize_pb2 import ConnectFailureReason
+
+    try:
+        return str(ConnectFailureReason.Name(value))
+    except ValueError:
+        return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m polpo.channels.whatsapp.worker")
+    parser.add_argument("--auth-dir", required=True, help="where the credentials live")
+    parser.add_argument("--bot-tag", action="store_true", help="show WhatsApp's AI badge")
+    args = parser.parse_args(argv)
+
+    # The protocol owns the real stdout; anything else printing there (neonize
+    # prints some statuses) is sent to stderr instead.
+    protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    os.umask(0o077)
+    if args.bot_tag:
+        os.environ.pop("NEONIZE_BOT_TAG", None)
+    else:
+        os.environ["NEONIZE_BOT_TAG"] = "off"
+
+    level = os.environ.get("POLPO_WHATSAPP_LOG", "WARNING").upper()
+    import neonize  # noqa: F401  (reconfigures logging; we take it back below)
+
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("whatsmeow").setLevel(level)
+    logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)  # no media here
+
+    worker = Worker(Path(args.auth_dir), Output(protocol_out))
+    try:
+        worker.read_commands(sys.stdin.buffer)
+    except KeyboardInterrupt:
+        worker.commands.put(p.Stop())
+    # The command thread performs the stop (and exits the process); wait for it.
+    worker.stopping.wait(15)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""A stand-in for the neonize worker that speaks the real protocol over real pipes.
+
+``python fake_worker.py SCENARIO --auth-dir DIR``. Each run appends its
+commands to ``DIR/fake_log.jsonl`` (``{"run": n, ...command}``) and counts
+runs in ``DIR/fake_runs``, so a test can script "fail twice, then connect".
+
+Scenarios:
+  flaky        runs 1-2: connect fails (exit 3); later runs connect and send
+  ok           connects, answers send_text with sent (ids M<run>-<n>)
+  crash        connects, then dies abruptly (exit 1) on the first send_text
+  hang_on_stop connects, ignores stop and SIGTERM
+  logged_out   says logged_out right after connect
+  replaced     connects, then says replaced
+  fatal        connect refused for good (temp ban, exit 4)
+  messages     connects, then sends the messages in DIR/fake_messages.json one by
+               one, each after the previous one was acked
+  garbage      writes lines that are not protocol, then connects
+  login_qr     run 1: two QR codes, then linked (credentials written) and exits for
+               the restart WhatsApp asks for; run 2 connects
+  login_phone  a pairing code for the number in connect, then linked and connected
+
+Every scenario answers logout with logged_out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from wa_support import make_credentials
+
+from polpo.channels.whatsapp import protocol as p
+
+
+def main() -> int:
+    scenario = sys.argv[1]
+    auth_dir = Path(sys.argv[sys.argv.index("--auth-dir") + 1])
+    runs_file = auth_dir / "fake_runs"
+    run = int(runs_file.read_text()) + 1 if runs_file.exists() else 1
+    runs_file.write_text(str(run))
+    log_file = auth_dir / "fake_log.jsonl"
+    env_line = {"run": run, "type": "env", "bot_tag": os.environ.get("NEONIZE_BOT_TAG")}
+    with log_file.open("a") as f:
+        f.write(json.dumps(env_line) + "\n")
+
+    def emit(event: p.Event) -> None:
+        sys.stdout.write(p.encode(event))
+        sys.stdout.flush()
+
+    def record(command: p.Command) -> None:
+        with log_file.open("a") as f:
+            f.write(json.dumps({"run": run, "type": command.TYPE, **command.__dict__}) + "\n")
+
+    if scenario == "hang_on_stop":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    messages: list[dict[str, object]] = []
+    if scenario == "messages":
+        messages = json.loads((auth_dir / "fake_messages.json").read_text())
+
+    sent = 0
+    for raw in sys.stdin:
+        command = p.decode_command(raw)
+        record(command)
+        if isinstance(command, p.Connect) and scenario == "login_qr" and run == 1:
+            emit(p.Qr(code="2@first-code", seconds=60))
+            emit(p.Qr(code="2@second-code", seconds=20))
+            make_credentials(auth_dir)
+            emit(p.Paired(phone="39000000001", jid="39000000001:7@s.whatsapp.net"))
+            return 3
+        if isinstance(command, p.Connect) and scenario == "login_phone":
+            emit(p.PairCode(code=f"K7M2{(command.phone or '')[-4:]}"))
+            make_credentials(auth_dir, phone=command.phone or "39000000001")
+            emit(p.Paired(phone=command.phone or "", jid=""))
+            emit(p.Connected(phone=command.phone or "", jid=""))
+            continue
+        if isinstance(command, p.Logout):
+            emit(p.LoggedOut(reason="logged out by polpo", ref=command.ref))
+            return 0
+        if isinstance(command, p.Connect):
+            if scenario == "flaky" and run <= 2:
+                emit(
+                    p.Error(
+                        message="no route to web.whatsapp.com", code="connect_failed", fatal=True
+                    )
+                )
+                return 3
+            if scenario == "fatal":
+                emit(
+                    p.Error(
+                        message="temporarily banned",
+                        code="temp_banned",
+                        retryable=False,
+                        fatal=True,
+                    )
+                )
+                return 4
+            if scenario == "garbage":
+                sys.stdout.write('not json at all\n{"type":"bogus"}\n')
+                sys.stdout.flush()
+            emit(p.Connected(phone="39000000001", jid="39000000001:7@s.whatsapp.net", lid="900001"))
+            if scenario == "logged_out":
+                emit(p.LoggedOut(reason="unlinked on WhatsApp (LOGGED_OUT)"))
+                return 0
+            if scenario == "replaced":
+                emit(p.Replaced())
+                return 0
+            if scenario == "messages" and messages:
+                emit(p.MessageReceived(message=messages.pop(0)))
+        elif isinstance(command, p.Ack):
+            if messages:
+                emit(p.MessageReceived(message=messages.pop(0)))
+        elif isinstance(command, p.SendText):
+            if scenario == "crash":
+                os._exit(1)
+            sent += 1
+            emit(p.Sent(ref=command.ref, message_id=f"M{run}-{sent}", timestamp=time.time()))
+        elif isinstance(command, p.Stop):
+            if scenario == "hang_on_stop":
+                while True:
+                    time.sleep(3600)
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
