@@ -51,7 +51,7 @@ class Polpo:
         return cls(loaded, store, clock, bus or EventBus())
 
     async def status(self) -> StatusSummary:
-        return await project_status(self.ctx, await self.agents.list())
+        return await project_status(self.ctx)
 
     async def close(self) -> None:
         await self.store.close()

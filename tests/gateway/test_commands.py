@@ -195,7 +195,7 @@ async def test_status(app: Polpo, session: FakeSession, clock: FakeClock) -> Non
     assert "Tasks: 2 pending, 1 awaiting approval, 1 running" in text
     assert "Agents: 1 active, 1 idle (coder)" in text
     assert "Approvals pending: 1 — send /approve" in text
-    assert "Peers active (5 min): 1 — +39123456789" in text
+    assert "Peers seen (last 5 min): 1 — +39123456789" in text
     assert "✅ whatsapp: connected" in text
     assert "⚠️ telegram: disconnected (network down)" in text
 
@@ -208,7 +208,7 @@ async def test_status(app: Polpo, session: FakeSession, clock: FakeClock) -> Non
 async def test_status_of_an_empty_project(app: Polpo, session: FakeSession) -> None:
     text = (await say(app, session, "/status")).text
     assert "Tasks: none yet" in text and "Approvals pending: 0" in text
-    assert "Peers active (5 min): 0" in text
+    assert "Peers seen (last 5 min): 0" in text
 
 
 async def test_tasks_newest_first_capped_with_more(

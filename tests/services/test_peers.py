@@ -304,3 +304,19 @@ async def test_allowing_a_peer_with_a_pending_code_approves_it(app: Polpo) -> No
     (row,) = await outbox_rows(app)
     assert row.chat_id == "4242" and "You're in" in row.text
     assert app.outbox_ready.is_set()
+
+
+async def test_an_admin_named_in_another_channels_gateway_is_an_admin(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    cfg = gateway_config()
+    cfg["settings"]["notifications"]["channels"]["whatsapp"]["gateway"]["admins"] = [
+        "39123456789",
+        "telegram:4242",
+    ]
+    app = await Polpo.open(loaded_for(tmp_path / "admins", cfg), clock=clock)
+    try:
+        tg = await app.peers.access(TG_USER)
+        assert (tg.allowed, tg.why, tg.is_admin) == (True, "admin", True)
+    finally:
+        await app.close()

@@ -474,6 +474,7 @@ class Gateway:
             now=self.app.clock.now(),
             session=changes,
             channel_statuses=self._statuses(),
+            reader=self.batcher,
         )
         session: Session | None = None
         reply: commands.CommandReply | None = None

@@ -216,6 +216,8 @@ class PeerService:
         self.ctx = ctx
         #: called after a commit that queued outbox rows (``app.outbox_ready.set``)
         self.on_outbox = on_outbox
+        self._admin_ids: frozenset[str] | None = None
+        self._allow_from: dict[str, tuple[bool, frozenset[str]]] = {}
 
     # -- reading ids ------------------------------------------------------------
 
@@ -244,12 +246,13 @@ class PeerService:
             return False, "no gateway", False
         cfg = found[1]
         gw = cfg.gateway
-        is_admin = peer_id in cfg.admin_peers()
+        # an admin named in any channel's gateway is an admin (as the gateway decides)
+        is_admin = peer_id in self._admins()
         if gw.dm_policy == "disabled":
             return False, "disabled", is_admin
         if is_admin:
             return True, "admin", True
-        everyone, allow_from = cfg.allowed_peers()
+        everyone, allow_from = self._allowed_from(channel)
         if peer_id in allow_from:
             return True, "allowFrom", False
         if peer_id in allowlisted:
@@ -257,6 +260,23 @@ class PeerService:
         if everyone or gw.dm_policy == "open":
             return True, "open", False
         return False, "not allowed", False
+
+    def _admins(self) -> frozenset[str]:
+        """Every channel's admins (the config does not change while a project is open)."""
+        if self._admin_ids is None:
+            out: set[str] = set()
+            for ch in self.ctx.config.settings.notifications.channels.values():
+                out.update(ch.admin_peers())
+            self._admin_ids = frozenset(out)
+        return self._admin_ids
+
+    def _allowed_from(self, channel: str) -> tuple[bool, frozenset[str]]:
+        found = self._allow_from.get(channel)
+        if found is None:
+            cfg = self.ctx.config.channel_of_type(channel)
+            found = cfg[1].allowed_peers() if cfg else (False, frozenset())
+            self._allow_from[channel] = found
+        return found
 
     def _channel_disabled(self, peer_id: str) -> bool:
         try:
@@ -583,7 +603,7 @@ class PeerService:
         async with self.ctx.tx() as tx:
             return await _link_in(tx, await _canonical(tx.conn, a_id), b_id, by=by)
 
-    async def unlink(self, peer: str, *, by: str) -> PeerInfo:
+    async def unlink(self, peer: str, *, by: str = "cli") -> PeerInfo:
         """Take ``peer`` out of its linked group (it gets its own session and access again)."""
         peer_id = self.normalize(peer)
         async with self.ctx.tx() as tx:

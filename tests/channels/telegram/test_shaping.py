@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from polpo.channels.backoff import Backoff
 from polpo.channels.base import Button
-from polpo.channels.telegram.backoff import Backoff
 from polpo.channels.telegram.inbound import message_ref, parse_message_ref
 from polpo.channels.telegram.outbound import html_to_plain, inline_keyboard, split_plain, utf16_len
 

@@ -18,6 +18,8 @@ Scenarios:
   login_qr     run 1: two QR codes, then linked (credentials written) and exits for
                the restart WhatsApp asks for; run 2 connects
   login_phone  a pairing code for the number in connect, then linked and connected
+  qr_forever   shows a QR code and waits for a phone that never comes
+  silent       runs 1: never answers connect (a hung engine); later runs connect
 
 Every scenario answers logout with logged_out.
 """
@@ -77,6 +79,11 @@ def main() -> int:
             make_credentials(auth_dir, phone=command.phone or "39000000001")
             emit(p.Paired(phone=command.phone or "", jid=""))
             emit(p.Connected(phone=command.phone or "", jid=""))
+            continue
+        if isinstance(command, p.Connect) and scenario == "silent" and run == 1:
+            continue
+        if isinstance(command, p.Connect) and scenario == "qr_forever":
+            emit(p.Qr(code="2@nobody-scans", seconds=60))
             continue
         if isinstance(command, p.Logout):
             emit(p.LoggedOut(reason="logged out by polpo", ref=command.ref))

@@ -265,7 +265,46 @@ def test_logout_without_credentials(cli: Cli) -> None:
     assert r.out == "WhatsApp is not linked: nothing to log out.\n"
 
 
-def test_the_cli_module_does_not_import_neonize() -> None:
-    code = "import sys, polpo.cli.main; print('neonize' in sys.modules, 'httpx' in sys.modules)"
+def test_neither_the_cli_nor_the_serving_side_imports_neonize() -> None:
+    """neonize reconfigures logging and loads a Go runtime: only the worker may import it."""
+    code = (
+        "import sys, polpo.cli.main, polpo.channels.whatsapp.component, "
+        "polpo.channels.whatsapp.session; print('neonize' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split()[0] == "False"
+    assert out.stdout.strip() == "False"
+
+
+async def test_login_gives_up_when_no_phone_links_in_time(auth: Path) -> None:
+    from polpo.channels.whatsapp.account import lock_holder
+    from polpo.channels.whatsapp.session import LoginCallbacks, LoginError, login
+
+    shown: list[str] = []
+    callbacks = LoginCallbacks(
+        on_qr=lambda code, _s: shown.append(code), on_pair_code=shown.append, on_paired=shown.append
+    )
+    with pytest.raises(LoginError) as info:
+        await login(
+            auth,
+            give_up_after=0.5,
+            callbacks=callbacks,
+            worker_command=[sys.executable, str(FAKE_WORKER), "qr_forever"],
+        )
+    assert info.value.message == (
+        "gave up: no phone linked within 0.5 s; run `polpo whatsapp login` again "
+        "when your phone is at hand"
+    )
+    assert shown == ["2@nobody-scans"]
+    assert lock_holder(auth) is None  # released, and the worker stopped
+    assert linked_account(auth) is None
+
+
+def test_logout_while_serve_holds_the_account_says_so_and_keeps_the_credentials(
+    cli: Cli, auth: Path
+) -> None:
+    make_credentials(auth)
+    with AccountLock(auth, "polpo serve"):
+        r = cli("whatsapp", "logout")
+    assert r.code == 1
+    assert "(polpo serve); stop it first" in r.err
+    assert linked_account(auth) is not None

@@ -318,3 +318,46 @@ async def test_an_outage_is_reported_once_not_once_per_retry(
     await changes.wait_for(lambda: ch.status().state == "connected")
     # the gateway alerts admins on "disconnected": it hears it once for the outage
     assert listener.states() == ["starting", "connecting", "disconnected", "connected"]
+
+
+async def test_a_login_in_progress_is_waited_for_then_the_account_is_taken(
+    make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
+) -> None:
+    from polpo.channels.whatsapp.account import AccountLock
+
+    sleep = ManualSleep(changes, gated=True)
+    login = AccountLock(auth_dir, "polpo whatsapp login")
+    login.acquire()
+    ch = make_channel("ok", sleep=sleep)
+    await ch.start(listener)
+    await changes.wait_for(lambda: len(sleep.delays) == 1)
+    assert ch.status().state == "waiting_for_login"
+    assert "(polpo whatsapp login)" in (ch.status().detail or "")
+    login.release()
+    sleep.release()
+    await changes.wait_for(lambda: ch.status().state == "connected")
+
+
+async def test_a_worker_silent_after_connect_is_killed_and_replaced(
+    make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
+) -> None:
+    sleep = ManualSleep(changes)
+    ch = make_channel("silent", sleep=sleep, connect_timeout=0.3)
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    assert _runs(auth_dir) == 2 and sleep.delays == [1.0]
+    first = next(s.detail for s in listener.statuses if s.state == "disconnected")
+    assert first == "no answer from the WhatsApp worker within 0.3 s; retrying in 1 s"
+    assert _gone(ch.worker_pids[0])
+
+
+async def test_a_chat_id_that_is_not_whatsapp_is_refused_for_good(
+    make_channel: Factory, listener: RecordingListener, changes: Changes
+) -> None:
+    ch = make_channel("ok")
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    with pytest.raises(ChannelError) as info:
+        await ch.send(OutboundMessage(chat_id="telegram-user", text="x"))
+    assert not info.value.retryable
+    assert "is not a WhatsApp chat" in info.value.message

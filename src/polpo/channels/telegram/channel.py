@@ -29,6 +29,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import ChatMigrated, Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
+from polpo.channels.backoff import Backoff
 from polpo.channels.base import (
     ChannelListener,
     ChannelStatus,
@@ -37,7 +38,6 @@ from polpo.channels.base import (
     SendResult,
     TextFormat,
 )
-from polpo.channels.telegram.backoff import Backoff
 from polpo.channels.telegram.errors import (
     is_parse_error,
     is_too_long,

@@ -33,12 +33,14 @@ import os
 import random
 import shlex
 import sys
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from polpo.channels.backoff import Backoff
 from polpo.channels.base import (
     ChannelListener,
     ChannelStatus,
@@ -49,7 +51,6 @@ from polpo.channels.base import (
 )
 from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp.account import AccountLock, linked_account, wipe_credentials
-from polpo.channels.whatsapp.backoff import Backoff
 from polpo.clock import SYSTEM_CLOCK, Clock
 from polpo.errors import ChannelError, LockHeldError
 
@@ -100,6 +101,7 @@ class WhatsAppChannel:
         sleep: Sleep = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         stop_timeout: float = 10.0,
+        connect_timeout: float = 120.0,
         send_timeout: float = 60.0,
         pace_seconds: float = 1.0,
         login_poll_seconds: float = 5.0,
@@ -116,6 +118,7 @@ class WhatsAppChannel:
         self._sleep = sleep
         self._rng = rng
         self._stop_timeout = stop_timeout
+        self._connect_timeout = connect_timeout
         self._send_timeout = send_timeout
         self._pace = pace_seconds
         self._login_poll = login_poll_seconds
@@ -225,7 +228,11 @@ class WhatsAppChannel:
             try:
                 self._lock.acquire()
             except LockHeldError as e:
-                await self._set_state("error", e.message)
+                if "(polpo whatsapp login)" in e.message:
+                    # Being linked right now: ours as soon as the login ends.
+                    await self._set_state("waiting_for_login", e.message)
+                else:
+                    await self._set_state("error", e.message)
                 await self._sleep(self._login_poll)
                 continue
             if self._state == "disconnected":
@@ -294,13 +301,26 @@ class WhatsAppChannel:
         stderr_task = asyncio.create_task(self._drain_stderr(proc), name="whatsapp-worker-stderr")
         inbox: asyncio.Queue[InboundMessage | None] = asyncio.Queue()
         deliver_task = asyncio.create_task(self._deliver(inbox, proc), name="whatsapp-deliver")
-        state = _WorkerRun()
+        run = _WorkerRun()
         try:
             await self._write(p.Connect(), proc)
             assert proc.stdout is not None
+            connect_by = time.monotonic() + self._connect_timeout
             while True:
+                # Until the worker says anything about the connection, a silent
+                # worker is a hung one: killed after connect_timeout, then retried.
+                wait = None if run.heard else max(0.0, connect_by - time.monotonic())
                 try:
-                    line = await proc.stdout.readline()
+                    line = await asyncio.wait_for(proc.stdout.readline(), wait)
+                except TimeoutError:
+                    self._detail = (
+                        f"no answer from the WhatsApp worker within {self._connect_timeout:g} s"
+                    )
+                    run.error = p.Error(message=self._detail)
+                    log.warning("whatsapp: %s; killing it (pid %s)", self._detail, proc.pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    break
                 except ValueError:  # a line over the limit: skip what is left of it
                     log.warning("whatsapp: an over-long line from the worker was dropped")
                     continue
@@ -311,7 +331,7 @@ class WhatsAppChannel:
                 except p.ProtocolError as e:
                     log.warning("whatsapp: worker said something unreadable: %s", e)
                     continue
-                await self._on_event(event, state, inbox)
+                await self._on_event(event, run, inbox)
         finally:
             await inbox.put(None)
             with contextlib.suppress(Exception):
@@ -322,22 +342,24 @@ class WhatsAppChannel:
             self._proc = None
             self._connected_since = None
             self._fail_pending("the WhatsApp worker exited")
-        if state.outcome is not None:
-            return state.outcome, state.connected
+        if run.outcome is not None:
+            return run.outcome, run.connected
         if self._stopping:
-            return _Outcome.STOPPED, state.connected
+            return _Outcome.STOPPED, run.connected
         if code == EXIT_FATAL:
-            return _Outcome.FATAL, state.connected
-        if state.error is None:
+            return _Outcome.FATAL, run.connected
+        if run.error is None:
             tail = " | ".join(list(self._stderr_tail)[-3:])
             self._detail = f"the WhatsApp worker exited with code {code}" + (
                 f": {tail}" if tail else ""
             )
-        return _Outcome.TRANSIENT, state.connected
+        return _Outcome.TRANSIENT, run.connected
 
     async def _on_event(
         self, event: p.Event, run: _WorkerRun, inbox: asyncio.Queue[InboundMessage | None]
     ) -> None:
+        if isinstance(event, p.Connected | p.Qr | p.PairCode | p.LoggedOut | p.Replaced | p.Error):
+            run.heard = True
         if isinstance(event, p.MessageReceived):
             await inbox.put(event.inbound())
         elif isinstance(event, p.Sent):
@@ -366,11 +388,14 @@ class WhatsAppChannel:
                         ChannelError(f"whatsapp: {event.message}", retryable=event.retryable)
                     )
                 return
+            if not event.fatal:  # the worker goes on; the connection state is unchanged
+                log.info("whatsapp: the worker reported: %s", event.message)
+                return
             run.error = event
             self._detail = event.message
-            if event.fatal and not event.retryable:
+            if not event.retryable:
                 run.outcome = _Outcome.FATAL
-            log.log(logging.WARNING if event.fatal else logging.INFO, "whatsapp: %s", event.message)
+            log.warning("whatsapp: %s", event.message)
         elif isinstance(event, p.Qr):
             self._qr = event.code
             await self._set_state(
@@ -443,6 +468,10 @@ class WhatsAppChannel:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         chat = to_jid(message.chat_id)
+        if not valid_jid(chat):
+            raise ChannelError(
+                f"whatsapp: {message.chat_id!r} is not a WhatsApp chat", retryable=False
+            )
         lock = self._chat_locks.setdefault(chat, asyncio.Lock())
         async with lock:
             self._require_connected()
@@ -546,6 +575,8 @@ class _WorkerRun:
     def __init__(self) -> None:
         self.outcome: str | None = None
         self.connected = False
+        #: the worker said something about the connection (so it is not hung)
+        self.heard = False
         self.error: p.Error | None = None
 
 
@@ -565,6 +596,17 @@ def to_jid(chat_id: str) -> str:
         digits = "".join(c for c in chat if c.isdigit())
         return f"{digits}@s.whatsapp.net"
     return chat
+
+
+_SERVERS = ("s.whatsapp.net", "lid", "g.us", "c.us", "hosted", "hosted.lid")
+
+
+def valid_jid(jid: str) -> bool:
+    """A JID a message can be sent to: ``digits@server`` (groups: ``digits-digits@g.us``)."""
+    user, _, server = jid.partition("@")
+    if server not in _SERVERS or not user:
+        return False
+    return user.replace("-", "").isdigit() and user.isascii()
 
 
 def peer_jid(peer: str) -> str:

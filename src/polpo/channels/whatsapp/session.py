@@ -179,7 +179,7 @@ async def _link(
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise LoginError(
-                        f"gave up: no phone linked within {give_up_after:.0f} s; "
+                        f"gave up: no phone linked within {give_up_after:g} s; "
                         "run `polpo whatsapp login` again when your phone is at hand"
                     )
                 try:
@@ -225,10 +225,7 @@ async def _link(
 
 def _login_failure(event: p.Error) -> str:
     if event.code == "connect_failed":
-        return (
-            f"cannot reach WhatsApp ({event.message}); check the network connection "
-            "and run `polpo whatsapp login` again"
-        )
+        return f"{event.message}; check the network connection and run `polpo whatsapp login` again"
     return f"WhatsApp refused the connection: {event.message}"
 
 

@@ -159,7 +159,10 @@ class Worker:
             if not self.stopping.is_set():
                 self.out.emit(
                     p.Error(
-                        message=_short(str(e)), code="connect_failed", retryable=True, fatal=True
+                        message=_connect_failure(str(e)),
+                        code="connect_failed",
+                        retryable=True,
+                        fatal=True,
                     )
                 )
                 self.exit(EXIT_TRANSIENT)
@@ -447,6 +450,11 @@ class Worker:
     def stop(self, code: int) -> None:
         self.stopping.set()
         client = self.client
+        if self.pending_acks:
+            # A message the parent has not stored yet holds an engine thread;
+            # leave without a goodbye rather than let the engine acknowledge it
+            # (WhatsApp delivers it again next time).
+            self.exit(code)
         if client is not None:
             with contextlib.suppress(Exception):
                 client.disconnect()
@@ -465,6 +473,16 @@ class Worker:
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _connect_failure(text: str) -> str:
+    """whatsmeow's nested dial error, cut to its cause: ``cannot reach WhatsApp
+    (lookup web.whatsapp.com …: no such host)``."""
+    text = " ".join(text.split())
+    for marker in ("dial tcp: ", "dial tcp4: ", "dial tcp6: "):
+        if marker in text:
+            return f"cannot reach WhatsApp ({_short(text.rsplit(marker, 1)[1], 200)})"
+    return f"cannot connect to WhatsApp ({_short(text, 250)})"
 
 
 def _jid(jid: Any) -> str:

@@ -1,10 +1,9 @@
-"""Exponential backoff with jitter for worker restarts: 1 s, 2 s, 4 s … 60 s, for ever.
+"""Exponential backoff with jitter for reconnecting channels: 1 s, 2 s, 4 s … 60 s, for ever.
 
 Each delay is drawn between half and all of its step so that many hosts
-restarted together do not reconnect in step. The random source is injected
-so tests see exact delays. (The same rule as the Telegram channel's; kept
-here so this package never imports python-telegram-bot.)
-"""
+restarted together do not reconnect in step (Telegram's polling loop,
+WhatsApp's worker restarts). The random source is injected so tests see
+exact delays."""
 
 from __future__ import annotations
 

@@ -1,0 +1,110 @@
+"""The WhatsApp channel under the real gateway: messages from a (fake) worker are
+stored, policed and answered, replies go back through the worker protocol."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from wa_support import (
+    FAKE_WORKER,
+    OWN_PHONE,
+    Changes,
+    ManualSleep,
+    fake_log,
+    make_credentials,
+    poll_until,
+)
+
+from polpo.app import Polpo
+from polpo.channels.base import InboundMessage
+from polpo.channels.whatsapp.component import make_whatsapp_channel
+from polpo.clock import FakeClock
+from polpo.config import load_config
+from polpo.gateway.component import GatewayComponent
+
+FRIEND = "39123456789"
+STRANGER = "39999999999"
+
+
+def _project(root: Path) -> Path:
+    config = {
+        "project": "wa",
+        "settings": {
+            "notifications": {
+                "channels": {
+                    "whatsapp": {
+                        "type": "whatsapp",
+                        "gateway": {
+                            "enableInbound": True,
+                            "dmPolicy": "allowlist",
+                            "allowFrom": [f"+{FRIEND}"],
+                        },
+                    }
+                }
+            }
+        },
+    }
+    (root / ".polpo").mkdir(parents=True)
+    path = root / ".polpo" / "polpo.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _msg(i: int, peer: str, text: str, ts: float, **extra: object) -> dict[str, object]:
+    chat = f"{peer}@s.whatsapp.net"
+    m = InboundMessage(
+        channel="whatsapp",
+        peer=peer,
+        chat_id=chat,
+        message_id=f"3EB0{i:04d}",
+        text=text,
+        timestamp=ts,
+        display_name="Ada",
+    )
+    return m.to_dict() | extra
+
+
+async def test_messages_are_answered_through_the_worker_and_strangers_are_not(
+    tmp_path: Path,
+) -> None:
+    path = _project(tmp_path)
+    auth = tmp_path / ".polpo" / "whatsapp"
+    make_credentials(auth)
+    clock = FakeClock(1_800_000_000.0)
+    now = clock.now()
+    messages = [
+        _msg(1, FRIEND, "/help", now),
+        _msg(2, STRANGER, "/help", now),
+        _msg(3, OWN_PHONE, "/help", now, is_from_me=True, is_self_chat=True),
+        _msg(4, FRIEND, "/help", now - 3 * 3600),  # sent while we were away, too old
+    ]
+    (auth / "fake_messages.json").write_text(json.dumps(messages))
+
+    app = await Polpo.open(load_config(path), clock=clock)
+    channel = make_whatsapp_channel(
+        app,
+        worker_command=[sys.executable, str(FAKE_WORKER), "messages"],
+        sleep=ManualSleep(Changes()),
+    )
+    assert channel is not None
+    gw = GatewayComponent(app, [channel])
+    await gw.start()
+    try:
+        await poll_until(lambda: sum(e["type"] == "ack" for e in fake_log(auth)) == 4)
+        await gw.settle()
+        await poll_until(lambda: sum(e["type"] == "send_text" for e in fake_log(auth)) >= 2)
+        await poll_until(lambda: sum(e["type"] == "mark_read" for e in fake_log(auth)) >= 2)
+    finally:
+        await gw.stop()
+        await app.close()
+    log = fake_log(auth)
+    sends = [e for e in log if e["type"] == "send_text"]
+    assert sorted(e["chat"] for e in sends) == [
+        f"{OWN_PHONE}@s.whatsapp.net",  # the owner's self-chat is the console
+        f"{FRIEND}@s.whatsapp.net",
+    ]
+    assert all("/status" in e["text"] for e in sends)  # the help text
+    reads = sorted(tuple(e["message_ids"]) for e in log if e["type"] == "mark_read")
+    assert reads == [("3EB00001",), ("3EB00003",)]  # not the stranger's, not the stale one
