@@ -70,3 +70,28 @@ async def test_a_channel_going_down_is_recorded_and_announced(
             {"channel": "whatsapp", "state": "logged_out", "detail": "unlinked from the phone"},
         )
     ]
+
+
+async def test_sends_to_one_whatsapp_chat_are_paced(
+    open_project: OpenProject, responder: RecordingResponder
+) -> None:
+    app = await open_project()
+    whatsapp = MemoryChannel("whatsapp", max_text_length=1000)
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:  # injected: the test never waits
+        pauses.append(seconds)
+
+    long = "\n\n".join(f"Paragraph {i} " + "word " * 150 for i in range(3))
+    responder.answer = lambda text: long if text == "long" else "short"
+    async with running_gateway(app, whatsapp, responder=responder, sleep=sleep) as gw:
+        await whatsapp.disconnect()
+        await whatsapp.receive(OWNER, "long")
+        await whatsapp.receive(OWNER, "hi")
+        await gw.gateway.wait_idle(5)
+        await whatsapp.reconnect()
+        await whatsapp.wait_sent(3)
+        await gw.settle()
+    assert len(whatsapp.sent) >= 3 and whatsapp.sent[-1].text == "short"
+    # one pause between parts and between messages to the same chat
+    assert pauses and set(pauses) == {0.3} and len(pauses) == len(whatsapp.sent) - 1

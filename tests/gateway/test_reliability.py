@@ -352,3 +352,52 @@ async def test_inbox_rows_of_another_owner_are_left_alone(
     async with running_gateway(app, whatsapp, responder=responder) as gw:
         await gw.settle()
     assert whatsapp.sent == [] and responder.calls == []
+
+
+class BrokenResponder(RecordingResponder):
+    async def respond(self, *, peer_id: str, text: str, history: list[object]) -> ChatReply:
+        if text == "boom":
+            raise RuntimeError("a bug in the responder")
+        return await super().respond(peer_id=peer_id, text=text, history=history)
+
+
+async def test_a_bug_mid_turn_gets_a_short_apology_and_the_gateway_goes_on(
+    open_project: OpenProject, whatsapp: MemoryChannel
+) -> None:
+    app = await open_project()
+    async with running_gateway(app, whatsapp, responder=BrokenResponder()) as gw:
+        [apology] = await exchange(gw, whatsapp, OWNER, "boom")
+        assert "sorry" in apology.lower()
+        assert await exchange(gw, whatsapp, OWNER, "fine?") == ["echo: fine?"]
+    assert [r.status for r in await inbox_rows(app)] == ["failed", "done"]
+    assert whatsapp.typing_events[-3:] == [
+        (f"{OWNER}@s.whatsapp.net", False),
+        (f"{OWNER}@s.whatsapp.net", True),
+        (f"{OWNER}@s.whatsapp.net", False),
+    ]
+
+
+async def test_malformed_fields_are_stored_and_never_crash(
+    open_project: OpenProject, whatsapp: MemoryChannel, responder: RecordingResponder
+) -> None:
+    from polpo.channels.base import InboundMessage
+
+    app = await open_project()
+    odd = InboundMessage(
+        channel="whatsapp",
+        peer=OWNER,
+        chat_id=None,  # type: ignore[arg-type]
+        message_id="",
+        text=None,  # type: ignore[arg-type]
+        timestamp="yesterday",  # type: ignore[arg-type]
+        kind=object(),  # type: ignore[arg-type]
+        is_group="no",  # type: ignore[arg-type]
+        display_name="\ud800broken",
+    )
+    async with running_gateway(app, whatsapp, responder=responder) as gw:
+        await whatsapp.deliver(odd)
+        await whatsapp.deliver(odd)  # no id: each delivery is its own message
+        await gw.settle()
+    rows = await inbox_rows(app)
+    assert len(rows) == 2 and all(r.status == "ignored" for r in rows)
+    assert responder.calls == []

@@ -187,6 +187,8 @@ class OutboxDispatcher:
         first_id = row.channel_message_id
         for n in range(row.parts_sent, len(parts)):
             last = n == len(parts) - 1
+            if n > row.parts_sent and self.pace_seconds > 0:
+                await self.sleep(self.pace_seconds)
             message = OutboundMessage(row.chat_id, parts[n], buttons=buttons if last else ())
             try:
                 result = await self.channel.send(message)
@@ -204,8 +206,6 @@ class OutboxDispatcher:
                 if self.on_sent is not None:
                     self.on_sent(result.message_id)
             if not last:
-                if n > 0 and self.pace_seconds > 0:
-                    await self.sleep(self.pace_seconds)
                 await self.batcher.run(
                     partial_record(self, row.id, parts_sent=n + 1, channel_message_id=first_id)
                 )
