@@ -21,7 +21,10 @@ serve: $(STAMP)
 
 ## The whole test suite.
 test: $(STAMP)
-	$(BIN)/pytest
+	@rm -f .pytest-done
+	POLPO_TEST_DONE_FILE=.pytest-done $(BIN)/pytest
+	@test -f .pytest-done || { echo "pytest ended before the end of the suite (see the last test above)"; exit 1; }
+	@rm -f .pytest-done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

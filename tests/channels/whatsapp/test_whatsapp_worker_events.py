@@ -68,7 +68,9 @@ class StubClient:
 @pytest.fixture
 def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> w.Worker:
     out = io.StringIO()
-    wk = w.Worker(tmp_path / "wa", w.Output(out))
+    # A thread of the worker that writes after the test ended must not end pytest
+    # (the real worker leaves with os._exit(0) when its parent is gone).
+    wk = w.Worker(tmp_path / "wa", w.Output(out, on_gone=lambda: None))
     wk.client = StubClient()
     wk.out_buffer = out  # type: ignore[attr-defined]
 
@@ -210,6 +212,12 @@ def test_bad_command_lines_are_answered_and_the_worker_goes_on(worker: w.Worker)
     stdin = io.BytesIO(b'{"type":"typing"}\n\n{"type":"ack","message_id":"x"}\n')
     worker.commands = __import__("queue").Queue()
     worker.read_commands(stdin)
+    # stdin ended, so the command thread got a stop; let it finish here, while
+    # ``exit`` is still the fixture's (the real one would end pytest itself)
+    worker.commands.put(None)
+    assert worker.command_thread is not None
+    worker.command_thread.join(10)
+    assert not worker.command_thread.is_alive()
     first = events(worker)[0]
     assert isinstance(first, p.Error) and first.code == "bad_command"
     assert 'command "typing" is missing "chat"' in first.message

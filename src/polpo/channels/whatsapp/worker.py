@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO, Any
 
 from polpo.channels.whatsapp import protocol as p
@@ -52,9 +53,11 @@ _LOGOUT_REASONS = {"LOGGED_OUT", "MAIN_DEVICE_GONE", "UNKNOWN_LOGOUT"}
 class Output:
     """Protocol lines to the parent; one writer at a time, flushed per line."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], on_gone: Callable[[], None] | None = None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        #: what to do when the parent is gone (in the worker: end the process now)
+        self._on_gone = on_gone or _exit_quietly
 
     def emit(self, event: p.Event) -> None:
         line = p.encode(event)
@@ -64,7 +67,11 @@ class Output:
                 self._stream.flush()
             except (BrokenPipeError, ValueError, OSError):
                 # The parent is gone: nobody is left to talk to.
-                os._exit(0)
+                self._on_gone()
+
+
+def _exit_quietly() -> None:
+    os._exit(0)
 
 
 class Worker:
@@ -78,6 +85,7 @@ class Worker:
         self.pending_acks: dict[str, threading.Event] = {}
         self.commands: queue.Queue[p.Command | None] = queue.Queue()
         self.stopping = threading.Event()
+        self.command_thread: threading.Thread | None = None
         self.qr_count = 0
         self.pair_phone: str | None = None
         self.pair_requested = False
@@ -86,7 +94,10 @@ class Worker:
     # -- stdin --------------------------------------------------------------------
 
     def read_commands(self, stdin: IO[bytes]) -> None:
-        threading.Thread(target=self._command_loop, name="commands", daemon=True).start()
+        self.command_thread = threading.Thread(
+            target=self._command_loop, name="commands", daemon=True
+        )
+        self.command_thread.start()
         for raw in iter(stdin.readline, b""):
             if not raw.strip():
                 continue
