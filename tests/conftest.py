@@ -14,6 +14,7 @@ from polpo.app import Polpo
 from polpo.clock import FakeClock
 from polpo.config import LoadedConfig, validate_config
 
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Leave proof that the run reached its end (``make test`` checks it).
 

@@ -28,8 +28,8 @@ import queue
 import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 from polpo.channels.whatsapp import protocol as p
