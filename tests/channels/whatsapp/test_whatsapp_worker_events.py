@@ -210,6 +210,13 @@ def test_bad_command_lines_are_answered_and_the_worker_goes_on(worker: w.Worker)
     stdin = io.BytesIO(b'{"type":"typing"}\n\n{"type":"ack","message_id":"x"}\n')
     worker.commands = __import__("queue").Queue()
     worker.read_commands(stdin)
+    # stdin ended, so the command thread is handling a stop: let it finish while
+    # exit is still the test's (the real one is os._exit, which would end pytest)
+    worker.commands.put(None)
+    for thread in threading.enumerate():
+        if thread.name == "commands":
+            thread.join(5)
+            assert not thread.is_alive()
     first = events(worker)[0]
     assert isinstance(first, p.Error) and first.code == "bad_command"
     assert 'command "typing" is missing "chat"' in first.message

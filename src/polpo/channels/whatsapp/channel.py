@@ -180,6 +180,8 @@ class WhatsAppChannel:
             return
         self._listener = listener
         self._stopping = False
+        self._login = None  # a new start shows new QR codes when not linked
+        self._login_wanted.clear()
         await self._set_state("starting")
         self._task = asyncio.create_task(self._supervise(), name="whatsapp-supervisor")
 
