@@ -182,3 +182,17 @@ def test_the_dashboard_shows_the_qr_and_asks_for_a_new_one() -> None:
     assert "/login" in js and 'live.login === "expired"' in js
     qr_loader = js[js.index("async function loadQr") :]
     assert "Authorization" in qr_loader.split("\n}\n")[0]
+
+
+async def test_restarting_the_channel_shows_new_codes_after_they_expired(
+    make_unlinked: Factory, listener: RecordingListener, changes: Changes
+) -> None:
+    sleep = ManualSleep(changes, gated=True)
+    ch = make_unlinked("qr_run", sleep=sleep)
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run1")
+    sleep.release()
+    await changes.wait_for(lambda: ch.status().detail == QR_EXPIRED)
+    await ch.stop()
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run2")
