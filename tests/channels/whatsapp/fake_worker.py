@@ -19,6 +19,8 @@ Scenarios:
                the restart WhatsApp asks for; run 2 connects
   login_phone  a pairing code for the number in connect, then linked and connected
   qr_forever   shows a QR code and waits for a phone that never comes
+  qr_run       like qr_forever, the code naming the run (``2@run<n>``); without
+               any QR when DIR/fake_no_qr exists (a worker that gets none)
   silent       runs 1: never answers connect (a hung engine); later runs connect
 
 Every scenario answers logout with logged_out.
@@ -81,6 +83,16 @@ def main() -> int:
             emit(p.Connected(phone=command.phone or "", jid=""))
             continue
         if isinstance(command, p.Connect) and scenario == "silent" and run == 1:
+            continue
+        if isinstance(command, p.Connect) and scenario == "qr_run":
+            if (auth_dir / "fake_no_qr").exists():
+                emit(
+                    p.Error(
+                        message="no route to web.whatsapp.com", code="connect_failed", fatal=True
+                    )
+                )
+                return 3
+            emit(p.Qr(code=f"2@run{run}", seconds=60))
             continue
         if isinstance(command, p.Connect) and scenario == "qr_forever":
             emit(p.Qr(code="2@nobody-scans", seconds=60))

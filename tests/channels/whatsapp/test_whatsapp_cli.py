@@ -143,6 +143,7 @@ def test_login_says_who_holds_the_account(cli: Cli, auth: Path) -> None:
         r = cli("whatsapp", "login")
     assert r.code == 1
     assert f"in use by pid {__import__('os').getpid()} (polpo serve)" in r.err
+    assert "links the account from its dashboard" in r.err
 
 
 def test_login_rejects_a_bad_phone_number(cli: Cli) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from wa_support import FAKE_WORKER, OWN_PHONE, Changes, ManualSleep, RecordingListener, fake_log
+from wa_support import OWN_PHONE, Changes, ManualSleep, RecordingListener, fake_log
 
 from polpo.channels.base import InboundMessage, OutboundMessage
 from polpo.channels.whatsapp.account import lock_holder
@@ -245,20 +245,6 @@ async def test_a_second_process_is_told_who_holds_the_account(
     await changes.wait_for(lambda: second.status().state == "error")
     assert f"in use by pid {os.getpid()} (polpo serve)" in (second.status().detail or "")
     assert _runs(auth_dir) == 1  # the second never started a worker
-
-
-async def test_without_credentials_it_waits_for_login_and_starts_no_worker(
-    tmp_path: Path, listener: RecordingListener, changes: Changes
-) -> None:
-    sleep = ManualSleep(changes, gated=True)
-    ch = WhatsAppChannel(
-        tmp_path / "wa", worker_command=[sys.executable, str(FAKE_WORKER), "ok"], sleep=sleep
-    )
-    await ch.start(listener)
-    await changes.wait_for(lambda: ch.status().state == "waiting_for_login")
-    assert "polpo whatsapp login" in (ch.status().detail or "")
-    assert ch.worker_pids == []
-    await ch.stop()
 
 
 async def test_unreadable_worker_lines_are_skipped(

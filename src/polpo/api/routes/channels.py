@@ -7,7 +7,9 @@ comes from the channels ``polpo serve`` holds in ``host.registry["channels"]``
 
 QR hook: a channel waiting to be linked puts the current QR payload in
 ``ChannelStatus.extra["qr"]``; ``GET /api/v1/channels/{name}/qr.svg`` renders
-it and the dashboard shows it.
+it and the dashboard shows it. When the codes ran out (``live.login ==
+"expired"``), ``POST /api/v1/channels/{name}/login`` asks the channel for new
+ones (the dashboard does on load and with its "New QR code" button).
 """
 
 from __future__ import annotations
@@ -83,3 +85,20 @@ async def channel_qr(registry: RegistryDep, name: str) -> Response:
     return Response(
         buf.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
     )
+
+
+@router.post("/channels/{name}/login")
+async def channel_login(registry: RegistryDep, name: str) -> dict[str, Any]:
+    """Ask a channel waiting to be linked for new QR codes (after they ran out)."""
+    channel = live_channels(registry).get(name)
+    if channel is None:
+        raise NotFoundError(f"polpo serve runs no channel {name!r}")
+    request = getattr(channel, "request_login", None)
+    requested = bool(request()) if callable(request) else False
+    st = _live_status(channel)
+    return {
+        "channel": name,
+        "requested": requested,
+        "state": st.state if st is not None else None,
+        "detail": st.detail if st is not None else None,
+    }

@@ -61,8 +61,35 @@ function renderChannels(list) {
   el.innerHTML = "<table><tr><th>Channel</th><th>State</th><th>Account</th><th>Detail</th></tr>" +
     list.map((c) => `<tr><td>${esc(c.channel)}</td><td><span class="pill ${esc(c.state)}">${esc(c.state)}</span></td>` +
       `<td>${esc(c.account)}</td><td>${esc(c.detail)}` +
-      (c.qr ? `<div class="qr"><p>Scan with WhatsApp → Linked devices:</p><img alt="QR code" src="${API}/channels/${encodeURIComponent(c.channel)}/qr.svg?t=${Date.now()}"></div>` : "") +
+      (c.qr ? `<div class="qr"><p>Scan with WhatsApp → Settings → Linked devices → Link a device:</p><img alt="QR code" data-qr="${esc(c.channel)}" src="${qrImages[c.channel] || ""}"></div>` : "") +
+      (c.live && c.live.login === "expired" ? `<div><button class="ok" data-relogin="${esc(c.channel)}">New QR code</button></div>` : "") +
       `</td></tr>`).join("") + "</table>";
+  for (const img of el.querySelectorAll("img[data-qr]")) loadQr(img);
+}
+
+// The QR image is fetched like the rest of the API (with the key), then shown as a blob.
+const qrImages = {};
+async function loadQr(img) {
+  const name = img.dataset.qr;
+  const headers = {};
+  const key = sessionStorage.getItem(KEY);
+  if (key) headers["Authorization"] = "Bearer " + key;
+  const res = await fetch(`${API}/channels/${encodeURIComponent(name)}/qr.svg`, {headers, cache: "no-store"});
+  if (!res.ok) return;
+  const url = URL.createObjectURL(await res.blob());
+  if (qrImages[name]) URL.revokeObjectURL(qrImages[name]);
+  qrImages[name] = url;
+  img.src = url;
+}
+
+// QR codes run out after a few minutes; opening (or reloading) the page asks for new ones.
+let askedForQr = false;
+async function askForNewQr(channels) {
+  if (askedForQr) return;
+  askedForQr = true;
+  for (const c of channels) {
+    if (c.live && c.live.login === "expired") await api(`/channels/${encodeURIComponent(c.channel)}/login`, {method: "POST"});
+  }
 }
 
 function renderApprovals(list) {
@@ -98,6 +125,7 @@ async function refresh() {
     const [status, channels, pairing, approvals, tasks] = await Promise.all([
       api("/status"), api("/channels"), api("/pairing"), api("/approvals"), api("/tasks?limit=50"),
     ]);
+    await askForNewQr(channels);
     renderStatus(status); renderChannels(channels); renderPairing(pairing); renderApprovals(approvals); renderTasks(tasks);
     showError(null);
   } catch (e) { showError(e); }
@@ -112,6 +140,8 @@ document.addEventListener("click", async (ev) => {
       const reason = prompt("Why? (the agent gets this as feedback)");
       if (!reason || !reason.trim()) return;
       await api(`/approvals/${t.dataset.reject}/reject`, {method: "POST", body: JSON.stringify({reason, by: "dashboard"})});
+    } else if (t.dataset.relogin) {
+      await api(`/channels/${encodeURIComponent(t.dataset.relogin)}/login`, {method: "POST"});
     } else if (t.dataset.pair) {
       await api(`/pairing/${encodeURIComponent(t.dataset.pair)}/approve`, {method: "POST", body: JSON.stringify({by: "dashboard"})});
     } else return;

@@ -7,6 +7,13 @@ work; this side implements :class:`polpo.channels.base.Channel`:
 - it restarts a worker that exits on a transient failure (no network, a
   crash) with exponential backoff and jitter, 1 s → 60 s, for ever, and
   resets the backoff once a worker connected;
+- while the account is not linked it runs the worker in login mode: the
+  current QR code is in ``status().extra["qr"]`` (the API renders it at
+  ``/api/v1/channels/whatsapp/qr.svg``, the dashboard shows it) and, once a
+  phone scanned it, the channel goes on to ``connected``; when the codes run
+  out (``login_window``, or the worker gives up) it stays
+  ``waiting_for_login`` until :meth:`request_login` (the dashboard) asks for
+  new ones;
 - it stops for good when WhatsApp logs the device out (status
   ``logged_out``: run ``polpo whatsapp login``) or another client replaces
   this one (status ``replaced``: no fight);
@@ -62,6 +69,15 @@ Sleep = Callable[[float], Awaitable[None]]
 WORKER_ENV = "POLPO_WHATSAPP_WORKER"
 MAX_TEXT = 4000
 LOGIN_HINT = "run `polpo whatsapp login` to link WhatsApp"
+SCAN_HINT = (
+    "scan this QR code with WhatsApp on your phone: Settings → Linked devices → Link a device"
+)
+QR_EXPIRED = (
+    "QR code expired — reload the dashboard (or press “New QR code”) to get a new one, "
+    "or run `polpo whatsapp login`"
+)
+#: how long one login round shows QR codes (whatsmeow issues ~160 s of them)
+LOGIN_WINDOW = 180.0
 #: exit code of a worker that must not be restarted (banned, outdated client)
 EXIT_FATAL = 4
 _SENT_MEMORY = 5000
@@ -105,6 +121,7 @@ class WhatsAppChannel:
         send_timeout: float = 60.0,
         pace_seconds: float = 1.0,
         login_poll_seconds: float = 5.0,
+        login_window: float = LOGIN_WINDOW,
         typing_interval: float = 20.0,
         typing_max_seconds: float = 300.0,
         holder: str = "polpo serve",
@@ -122,6 +139,7 @@ class WhatsAppChannel:
         self._send_timeout = send_timeout
         self._pace = pace_seconds
         self._login_poll = login_poll_seconds
+        self._login_window = login_window
         self._typing_interval = typing_interval
         self._typing_max = typing_max_seconds
         self._lock = AccountLock(self.auth_dir, holder)
@@ -147,6 +165,10 @@ class WhatsAppChannel:
         self._account: str | None = None
         self._qr: str | None = None
         self._pair_code: str | None = None
+        self._qr_expires_at: float | None = None
+        #: login mode: "qr" (codes shown), "expired" (they ran out; waiting for a request)
+        self._login: str | None = None
+        self._login_wanted = asyncio.Event()
         self.restarts = 0
         #: every worker pid this channel started (tests check they are all gone)
         self.worker_pids: list[int] = []
@@ -158,6 +180,8 @@ class WhatsAppChannel:
             return
         self._listener = listener
         self._stopping = False
+        self._login = None  # a new start shows new QR codes when not linked
+        self._login_wanted.clear()
         await self._set_state("starting")
         self._task = asyncio.create_task(self._supervise(), name="whatsapp-supervisor")
 
@@ -201,6 +225,10 @@ class WhatsAppChannel:
         extra: dict[str, Any] = {"inbound": self._inbound, "restarts": self.restarts}
         if self._qr is not None:
             extra["qr"] = self._qr
+            if self._qr_expires_at is not None:
+                extra["qrExpiresAt"] = self._qr_expires_at
+        if self._login is not None:
+            extra["login"] = self._login
         if self._pair_code is not None:
             extra["pairCode"] = self._pair_code
         if self._proc is not None and self._proc.returncode is None:
@@ -219,28 +247,30 @@ class WhatsAppChannel:
         backoff = Backoff(rng=self._rng)
         while not self._stopping:
             account = await asyncio.to_thread(linked_account, self.auth_dir)
-            if account is None:
+            if account is None and self._login == "expired":
+                # The QR codes ran out: wait for someone to ask for new ones
+                # (the dashboard), checking for credentials made by the CLI meanwhile.
                 self._lock.release()
-                await self._set_state("waiting_for_login", f"WhatsApp is not linked: {LOGIN_HINT}")
-                await self._sleep(self._login_poll)
+                if await self._wait_for_login_request(self._login_poll):
+                    self._login = None
                 continue
-            self._account = account.phone
-            try:
-                self._lock.acquire()
-            except LockHeldError as e:
-                if "(polpo whatsapp login)" in e.message:
-                    # Being linked right now: ours as soon as the login ends.
-                    await self._set_state("waiting_for_login", e.message)
-                else:
-                    await self._set_state("error", e.message)
-                await self._sleep(self._login_poll)
+            if account is not None:
+                self._account = account.phone
+                self._login = None
+            if not await self._take_lock():
                 continue
-            if self._state == "disconnected":
-                # Retrying: stay "disconnected" (one alert per outage, not one per attempt).
-                self._detail = f"{self._failure}; reconnecting"
+            if account is None:
+                outcome, run = await self._login_round(backoff)
+                if outcome is None:
+                    continue
             else:
-                await self._set_state("connecting")
-            outcome, connected = await self._run_worker()
+                if self._state == "disconnected":
+                    # Retrying: stay "disconnected" (one alert per outage, not one per attempt).
+                    self._detail = f"{self._failure}; reconnecting"
+                else:
+                    await self._set_state("connecting")
+                outcome, run = await self._run_worker()
+            connected = run.connected
             if self._stopping:
                 return
             if outcome == _Outcome.LOGGED_OUT:
@@ -271,8 +301,99 @@ class WhatsAppChannel:
             await self._set_state("disconnected", f"{why}; retrying in {_seconds(delay)} s")
             await self._sleep(delay)
 
-    async def _run_worker(self) -> tuple[str, bool]:
-        """Run one worker to its end: (outcome, whether it connected)."""
+    async def _take_lock(self) -> bool:
+        """Hold the account; when another process does, say who and wait ``login_poll``."""
+        try:
+            self._lock.acquire()
+        except LockHeldError as e:
+            if "(polpo whatsapp login)" in e.message:
+                # Being linked right now: ours as soon as the login ends.
+                self._qr = self._qr_expires_at = None
+                await self._set_state("waiting_for_login", e.message)
+            else:
+                await self._set_state("error", e.message)
+            await self._sleep(self._login_poll)
+            return False
+        return True
+
+    async def _login_round(self, backoff: Backoff) -> tuple[str | None, _WorkerRun]:
+        """Run the worker in login mode (not linked yet): QR codes until a phone
+        scans one or they run out. Returns the outcome to handle as a normal run
+        once the worker connected; None when the loop should just go round."""
+        if self._state != "waiting_for_login":
+            await self._set_state("waiting_for_login", "asking WhatsApp for a QR code to link")
+        outcome, run = await self._run_worker(login=True)
+        if self._stopping or run.connected:
+            return outcome, run
+        self._qr = self._qr_expires_at = self._pair_code = None
+        if run.paired:
+            # Linked: WhatsApp drops the connection once and expects the device back.
+            backoff.reset()
+            await self._set_state(
+                "waiting_for_login", f"linked to +{self._account}; connecting", force=True
+            )
+            return None, run
+        if outcome == _Outcome.FATAL:
+            return outcome, run
+        if run.qr_count or run.expired or outcome == _Outcome.LOGGED_OUT:
+            # Nobody scanned in time: no more codes until someone asks (no endless QR churn).
+            backoff.reset()
+            self._login = "expired"
+            self._lock.release()
+            await self._set_state("waiting_for_login", QR_EXPIRED, force=True)
+            return None, run
+        # No code at all (no network, a crash): try again with backoff.
+        self.restarts += 1
+        delay = backoff.next_delay()
+        why = self._detail or "the WhatsApp worker exited"
+        self._lock.release()
+        await self._set_state(
+            "waiting_for_login",
+            f"cannot get a QR code: {why}; retrying in {_seconds(delay)} s",
+            force=True,
+        )
+        await self._sleep(delay)
+        return None, run
+
+    def request_login(self) -> bool:
+        """Ask for new QR codes when the last ones ran out (the dashboard calls this).
+
+        Returns whether a new login round was asked for."""
+        if self._login != "expired" or self._task is None:
+            return False
+        self._login_wanted.set()
+        return True
+
+    async def _wait_for_login_request(self, seconds: float) -> bool:
+        """Wait ``seconds`` (the injected sleep) or until :meth:`request_login`; True if asked."""
+        if self._login_wanted.is_set():
+            self._login_wanted.clear()
+            return True
+        asked = asyncio.create_task(self._login_wanted.wait())
+        slept = asyncio.ensure_future(self._sleep(seconds))
+        try:
+            await asyncio.wait({asked, slept}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (asked, slept):
+                t.cancel()
+            await asyncio.gather(asked, slept, return_exceptions=True)
+        if self._login_wanted.is_set():
+            self._login_wanted.clear()
+            return True
+        return False
+
+    async def _login_watchdog(self, proc: asyncio.subprocess.Process, run: _WorkerRun) -> None:
+        """Stop a login-mode worker nobody linked within ``login_window``."""
+        await self._sleep(self._login_window)
+        if not (run.paired or run.connected) and proc.returncode is None:
+            run.expired = True
+            log.info(
+                "whatsapp: no phone linked within %.0f s; stopping the QR codes", self._login_window
+            )
+            await self._stop_worker(proc)
+
+    async def _run_worker(self, *, login: bool = False) -> tuple[str, _WorkerRun]:
+        """Run one worker to its end: (outcome, what the run told us)."""
         command = [*self._command, "--auth-dir", str(self.auth_dir)]
         if self._bot_tag:
             command.append("--bot-tag")
@@ -294,14 +415,19 @@ class WhatsAppChannel:
             )
         except OSError as e:
             self._detail = f"cannot start the WhatsApp worker ({e})"
-            return _Outcome.TRANSIENT, False
+            return _Outcome.TRANSIENT, _WorkerRun(login=login)
         self._proc = proc
         self.worker_pids.append(proc.pid)
         self._stderr_tail.clear()
         stderr_task = asyncio.create_task(self._drain_stderr(proc), name="whatsapp-worker-stderr")
         inbox: asyncio.Queue[InboundMessage | None] = asyncio.Queue()
         deliver_task = asyncio.create_task(self._deliver(inbox, proc), name="whatsapp-deliver")
-        run = _WorkerRun()
+        run = _WorkerRun(login=login)
+        watchdog = (
+            asyncio.create_task(self._login_watchdog(proc, run), name="whatsapp-login-watchdog")
+            if login
+            else None
+        )
         try:
             await self._write(p.Connect(), proc)
             assert proc.stdout is not None
@@ -333,6 +459,9 @@ class WhatsAppChannel:
                     continue
                 await self._on_event(event, run, inbox)
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                await asyncio.gather(watchdog, return_exceptions=True)
             await inbox.put(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(deliver_task), 5)
@@ -343,17 +472,17 @@ class WhatsAppChannel:
             self._connected_since = None
             self._fail_pending("the WhatsApp worker exited")
         if run.outcome is not None:
-            return run.outcome, run.connected
+            return run.outcome, run
         if self._stopping:
-            return _Outcome.STOPPED, run.connected
+            return _Outcome.STOPPED, run
         if code == EXIT_FATAL:
-            return _Outcome.FATAL, run.connected
+            return _Outcome.FATAL, run
         if run.error is None:
             tail = " | ".join(list(self._stderr_tail)[-3:])
             self._detail = f"the WhatsApp worker exited with code {code}" + (
                 f": {tail}" if tail else ""
             )
-        return _Outcome.TRANSIENT, run.connected
+        return _Outcome.TRANSIENT, run
 
     async def _on_event(
         self, event: p.Event, run: _WorkerRun, inbox: asyncio.Queue[InboundMessage | None]
@@ -371,10 +500,13 @@ class WhatsAppChannel:
             run.connected = True
             self._connected_since = self._clock.now()
             self._account = event.phone or self._account
-            self._qr = self._pair_code = None
+            self._qr = self._qr_expires_at = self._pair_code = self._login = None
             await self._set_state("connected")
         elif isinstance(event, p.Disconnected):
             self._connected_since = None
+            if run.login and not run.connected:
+                log.info("whatsapp: while linking: %s", event.reason)
+                return
             await self._set_state("disconnected", event.reason or "connection lost; reconnecting")
         elif isinstance(event, p.LoggedOut):
             run.outcome = _Outcome.LOGGED_OUT
@@ -397,15 +529,24 @@ class WhatsAppChannel:
                 run.outcome = _Outcome.FATAL
             log.warning("whatsapp: %s", event.message)
         elif isinstance(event, p.Qr):
+            run.qr_count += 1
             self._qr = event.code
+            self._qr_expires_at = self._clock.now() + event.seconds
+            self._login = "qr"
+            # A new code is news for the dashboard even though the state is the same.
             await self._set_state(
-                "waiting_for_login", f"scan the QR code (valid {event.seconds} s)"
+                "waiting_for_login",
+                f"{SCAN_HINT} (this code expires in {event.seconds} s)",
+                force=True,
             )
         elif isinstance(event, p.PairCode):
             self._pair_code = event.code
             await self._set_state("waiting_for_login", f"enter the code {event.code} on the phone")
         elif isinstance(event, p.Paired):
+            run.paired = True
             self._account = event.phone or self._account
+            self._qr = self._qr_expires_at = self._pair_code = None
+            self._login = None
         elif isinstance(event, p.Receipt):
             log.debug("whatsapp: %s receipt for %s", event.kind, event.message_ids)
 
@@ -555,10 +696,13 @@ class WhatsAppChannel:
             if not future.done():
                 future.set_exception(ChannelError(f"whatsapp: {why}", retryable=True))
 
-    async def _set_state(self, state: str, detail: str | None = None) -> None:
+    async def _set_state(
+        self, state: str, detail: str | None = None, *, force: bool = False
+    ) -> None:
         """Record the state; tell the listener when the state itself changed
-        (a new detail alone, "retrying in 4 s", is only in :meth:`status`)."""
-        changed = state != self._state
+        (a new detail alone, "retrying in 4 s", is only in :meth:`status`),
+        or when ``force`` says the news matters anyway (a new QR code)."""
+        changed = force or state != self._state
         self._state, self._detail = state, detail
         if state in ("error", "logged_out", "replaced"):
             log.warning("whatsapp: %s: %s", state, detail)
@@ -572,9 +716,15 @@ class WhatsAppChannel:
 class _WorkerRun:
     """What one worker run told us."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, login: bool = False) -> None:
+        #: the worker runs to link the account (no credentials yet)
+        self.login = login
         self.outcome: str | None = None
         self.connected = False
+        self.paired = False
+        self.qr_count = 0
+        #: the login window passed with nobody linking
+        self.expired = False
         #: the worker said something about the connection (so it is not hung)
         self.heard = False
         self.error: p.Error | None = None

@@ -23,7 +23,7 @@ from polpo.channels.whatsapp.account import (
     wipe_credentials,
 )
 from polpo.channels.whatsapp.channel import default_worker_command
-from polpo.errors import ChannelError, ValidationError
+from polpo.errors import ChannelError, LockHeldError, ValidationError
 
 #: how long ``login`` waits for the phone before giving up
 LOGIN_TIMEOUT = 180.0
@@ -148,7 +148,16 @@ async def login(
             "use `polpo whatsapp login --force` to link again (the current link is removed)"
         )
     lock = AccountLock(auth_dir, "polpo whatsapp login")
-    lock.acquire()
+    try:
+        lock.acquire()
+    except LockHeldError as e:
+        if "(polpo serve)" not in e.message:
+            raise
+        # serve shows the QR code itself: say where, rather than only "stop it"
+        raise LockHeldError(
+            f"{e.message}. polpo serve links the account from its dashboard: open it and "
+            "scan the QR code shown under Channels, or stop polpo serve and run this again"
+        ) from None
     try:
         if existing is not None:
             wipe_credentials(auth_dir)
