@@ -73,6 +73,12 @@ def clock_time(ts: float) -> str:
     return time.strftime("%H:%M UTC", time.gmtime(ts))
 
 
+def peer_label(peer_id: str, display_name: str | None) -> str:
+    """How a person is named in replies: "Mario (+39 333…)", or the number alone."""
+    shown = display_peer(peer_id)
+    return f"{display_name} ({shown})" if display_name else shown
+
+
 @dataclass(frozen=True)
 class PeerInfo:
     id: str
@@ -94,8 +100,7 @@ class PeerInfo:
 
     @property
     def label(self) -> str:
-        shown = display_peer(self.id)
-        return f"{self.display_name} ({shown})" if self.display_name else shown
+        return peer_label(self.id, self.display_name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,8 +134,7 @@ class PairingRequest:
 
     @property
     def label(self) -> str:
-        shown = display_peer(self.peer_id)
-        return f"{self.display_name} ({shown})" if self.display_name else shown
+        return peer_label(self.peer_id, self.display_name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,8 +164,7 @@ class PairingApproved:
 
     @property
     def label(self) -> str:
-        shown = display_peer(self.peer_id)
-        return f"{self.display_name} ({shown})" if self.display_name else shown
+        return peer_label(self.peer_id, self.display_name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
