@@ -85,6 +85,16 @@ def test_pairing_then_pair_by_an_admin_then_answered(root: Path) -> None:
     assert approved.code == 0 and STRANGER[-4:] in approved.out.replace(" ", "")
     answered = simulate(root, STRANGER, "/help")
     assert "/status" in answered.out
+    # the simulated requester's "you're in" is the simulation's too: a polpo serve
+    # started later must not send it to the real number
+    engine = sa.create_engine(f"sqlite:///{root / '.polpo' / 'polpo.db'}")
+    with engine.connect() as conn:
+        grants = conn.execute(
+            sa.text("select owner from outbox where ref = :ref"),
+            {"ref": f"pairing:{code.group(1)}"},
+        ).all()
+    engine.dispose()
+    assert len(grants) == 1 and str(grants[0][0]).startswith("simulate:")
 
 
 def test_polpo_chat_reads_lines_and_answers_as_the_owner(root: Path) -> None:

@@ -49,7 +49,13 @@ def pairing_reply(code: str, display_name: str | None) -> str:
 
 
 def request_pairing(
-    tx: SyncTx, *, channel: str, peer_id: str, chat_id: str, display_name: str | None
+    tx: SyncTx,
+    *,
+    channel: str,
+    peer_id: str,
+    chat_id: str,
+    display_name: str | None,
+    owner: str | None = None,
 ) -> PairingOutcome:
     """Create (or re-send) the pairing request of an unknown sender, within the limits."""
     conn, now = tx.conn, tx.now
@@ -96,6 +102,7 @@ def request_pairing(
             created_at=now,
             expires_at=now + CODE_TTL_SECONDS,
             last_sent_at=now,
+            owner=owner,
         )
     )
     tx.emit(

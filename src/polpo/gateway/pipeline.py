@@ -603,6 +603,7 @@ class Gateway:
                 peer_id=peer_id,
                 chat_id=msg.chat_id,
                 display_name=msg.display_name,
+                owner=self.owner,
             )
             if outcome.code is not None:
                 self._finish(

@@ -131,6 +131,8 @@ class PairingRequest:
     expires_at: float
     approved_by: str | None
     approved_at: float | None
+    #: None when ``polpo serve`` created it; "simulate:<pid>" from ``polpo simulate``
+    owner: str | None = None
 
     @property
     def label(self) -> str:
@@ -522,6 +524,7 @@ class PeerService:
             now=tx.now,
             ref=f"pairing:{req.code}",
             dedupe_key=f"pairing:{req.code}:granted",
+            owner=req.owner,
         )
         await tx.emit(
             "peer:paired",
@@ -685,6 +688,7 @@ def _pairing_from_row(row: Any, now: float) -> PairingRequest:
         expires_at=m["expires_at"],
         approved_by=m["approved_by"],
         approved_at=m["approved_at"],
+        owner=m["owner"],
     )
 
 

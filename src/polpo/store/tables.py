@@ -148,6 +148,9 @@ pairing_requests = sa.Table(
     sa.Column("last_sent_at", sa.Float, nullable=False),
     sa.Column("approved_by", sa.Text),
     sa.Column("approved_at", sa.Float),
+    # who created it: None for ``polpo serve``; "simulate:<pid>" for ``polpo simulate``,
+    # whose requester's "you're in" must never reach a real phone
+    sa.Column("owner", sa.Text),
     sa.Index("ix_pairing_peer", "peer_id"),
 )
 
