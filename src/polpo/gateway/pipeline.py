@@ -66,6 +66,10 @@ MAX_CONCURRENT_TURNS = 256
 _REMEMBER_SENT = 2_000
 
 
+#: ``hand_over(row_id, chat_id, text, buttons)``: a committed reply, for its dispatcher.
+HandOver = Callable[[int, str, str, "list[dict[str, str]] | None"], None]
+
+
 class InlineChannelConfig(ChannelBase):
     """A channel's settings given in code rather than polpo.json (``polpo chat``, tests)."""
 
@@ -141,6 +145,7 @@ class Gateway:
         self._idle = asyncio.Event()
         self._idle.set()
         self._wakers: dict[str, list[Callable[[], None]]] = {}
+        self._handovers: dict[str, HandOver] = {}
         self._connected: dict[str, list[Callable[[], None]]] = {}
         self._sent_ids: deque[str] = deque(maxlen=_REMEMBER_SENT)
         self._sent_set: set[str] = set()
@@ -168,6 +173,11 @@ class Gateway:
     def on_enqueued(self, channel: str, wake: Callable[[], None]) -> None:
         """Call ``wake`` whenever a reply for ``channel`` is committed to the outbox."""
         self._wakers.setdefault(channel, []).append(wake)
+
+    def on_reply(self, channel: str, hand_over: HandOver) -> None:
+        """Give each reply for ``channel``, once committed, to ``hand_over`` (instead of a
+        wake-up that reads it back): ``hand_over(row_id, chat_id, text, buttons)``."""
+        self._handovers[channel] = hand_over
 
     def on_connected(self, channel: str, flush: Callable[[], None]) -> None:
         """Call ``flush`` when ``channel`` reports it is connected (again)."""
@@ -673,7 +683,7 @@ class Gateway:
         settings = self._configs.get(work.message.channel)
         if settings is not None:
             idle = settings.gateway.session_idle_minutes * 60
-        await self.batcher.run(
+        row_id = await self.batcher.run(
             partial(
                 self._finish,
                 work,
@@ -688,7 +698,13 @@ class Gateway:
             )
         )
         self.stats["replied" if reply is not None and reply.text.strip() else "done"] += 1
-        self._wake(work.message.channel)
+        msg = work.message
+        hand_over = self._handovers.get(msg.channel)
+        if row_id is not None and reply is not None and hand_over is not None:
+            # committed: the dispatcher sends it without reading it back
+            hand_over(row_id, msg.chat_id, reply.text, reply.buttons)
+        else:
+            self._wake(msg.channel)
 
     def _finish(
         self,
@@ -703,13 +719,16 @@ class Gateway:
         *,
         session: Session | None = None,
         idle_seconds: float = 3600.0,
-    ) -> None:
-        """Session changes, the reply in the outbox and the inbox row done: all or nothing."""
+    ) -> int | None:
+        """Session changes, the reply in the outbox and the inbox row done: all or nothing.
+
+        Returns the reply's outbox row id (None: no reply, or one was already there)."""
         msg = work.message
+        row_id = None
         if changes is not None and canonical is not None:
             changes.apply(tx.conn, canonical, tx.now, idle_seconds, session)
         if reply is not None and reply.text.strip():
-            enqueue_sync(
+            row_id = enqueue_sync(
                 tx.conn,
                 channel=msg.channel,
                 chat_id=msg.chat_id,
@@ -722,6 +741,7 @@ class Gateway:
                 owner=self.owner,
             )
         _mark(work.inbox_id, status, outcome, tx)
+        return row_id
 
     def _wake(self, channel: str) -> None:
         for wake in self._wakers.get(channel, ()):
@@ -743,8 +763,9 @@ def enqueue_sync(
     dedupe_key: str,
     buttons: list[dict[str, str]] | None,
     owner: str | None,
-) -> bool:
-    """:func:`polpo.store.outbox.enqueue` on a synchronous connection; False if already there."""
+) -> int | None:
+    """:func:`polpo.store.outbox.enqueue` on a synchronous connection: the new row's id,
+    None if already there."""
     res = conn.execute(
         _outbox_insert(conn),
         {
@@ -762,7 +783,8 @@ def enqueue_sync(
             "created_at": now,
         },
     )
-    return bool(res.rowcount)
+    row_id = res.scalar()
+    return None if row_id is None else int(row_id)
 
 
 def _insert_ignore(dialect: str, table: sa.Table) -> Any:
@@ -789,7 +811,7 @@ def _inbox_insert(conn: sa.Connection) -> Any:
 def _outbox_insert(conn: sa.Connection) -> Any:
     key = ("outbox", conn.dialect.name)
     if key not in _STATEMENTS:
-        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, outbox)
+        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, outbox).returning(outbox.c.id)
     return _STATEMENTS[key]
 
 
