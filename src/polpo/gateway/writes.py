@@ -80,6 +80,9 @@ class WriteBatcher:
         self._executor: ThreadPoolExecutor | None = None
         path = sqlite_path(ctx.store.url) if ctx.store.is_sqlite else None
         self._inline: sa.Engine | None = None
+        # kept open on the loop (no pool checkout and reset per transaction); closed and
+        # opened afresh after any error
+        self._inline_conns: dict[str, sa.Connection] = {}
         if path is not None:
             self._engine = _sqlite_engine(str(path), BUSY_TIMEOUT_MS)
             self._inline = _sqlite_engine(str(path), 0)
@@ -106,7 +109,7 @@ class WriteBatcher:
                     return fn(conn)
 
             try:  # right here: a read under WAL does not wait for writers
-                return work(self._inline)
+                return self._on_inline("DEFERRED", fn)
             except sa.exc.OperationalError as e:
                 if not _is_busy(e):
                     raise
@@ -119,8 +122,27 @@ class WriteBatcher:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._task)
 
+    def _on_inline(self, mode: str, fn: Callable[[sa.Connection], T]) -> T:
+        """``fn`` in one transaction (``BEGIN <mode>``) on the loop's own connection."""
+        conn = self._inline_conns.get(mode)
+        if conn is None:
+            assert self._inline is not None
+            conn = self._inline.connect().execution_options(polpo_begin=mode)
+            self._inline_conns[mode] = conn
+        try:
+            with conn.begin():
+                return fn(conn)
+        except BaseException:
+            del self._inline_conns[mode]
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+
     async def close(self) -> None:
         await self.wait_idle()
+        for conn in self._inline_conns.values():
+            conn.close()
+        self._inline_conns.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -153,7 +175,7 @@ class WriteBatcher:
                     # far less than a hop to a thread. If another process holds the write
                     # lock, this fails at once (no busy wait on the loop) and the batch
                     # waits for the lock in the worker thread instead.
-                    results, events = work(self._inline)
+                    results, events = self._on_inline("IMMEDIATE", run_all)
                 except sa.exc.OperationalError as e:
                     if not _is_busy(e):
                         raise
