@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from polpo.channels.base import Button, Channel, OutboundMessage
 from polpo.errors import ChannelError
 from polpo.gateway.format import render_parts
-from polpo.gateway.writes import SyncTx, WriteBatcher
+from polpo.gateway.writes import SyncTx, WriteBatcher, execute
 from polpo.store.tables import outbox
 
 if TYPE_CHECKING:
@@ -388,10 +388,10 @@ class OutboxDispatcher:
         if error is not None or status == "sent":
             values["error"] = error
         if attempt:
-            tx.conn.execute(_ATTEMPT, {"row": row_id})
+            execute(tx.conn, _ATTEMPT, {"row": row_id})
         if retry_in is not None:
             values["next_attempt_at"] = tx.now + retry_in
-        tx.conn.execute(_UPDATE, {"row": row_id, **values})
+        execute(tx.conn, _UPDATE, {"row": row_id, **values})
 
 
 def partial_record(d: OutboxDispatcher, row_id: int, **kw: Any) -> Callable[[SyncTx], None]:

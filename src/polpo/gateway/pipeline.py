@@ -38,7 +38,7 @@ from polpo.gateway.pairing import pairing_reply, request_pairing
 from polpo.gateway.policy import Access, check_access
 from polpo.gateway.ratelimit import RateLimiter
 from polpo.gateway.sessions import Session, SessionChanges, open_session
-from polpo.gateway.writes import SyncTx, WriteBatcher
+from polpo.gateway.writes import SyncTx, WriteBatcher, execute
 from polpo.peerid import PeerIdError
 from polpo.store.tables import allowlist, inbox, outbox
 
@@ -301,7 +301,8 @@ class Gateway:
             max_age = settings.gateway.offline_max_age_minutes * 60
             if tx.now - message.timestamp > max_age:
                 status, outcome = "ignored", "offline: older than offlineMaxAgeMinutes"
-        res = tx.conn.execute(
+        res = execute(
+            tx.conn,
             _inbox_insert(tx.conn),
             {
                 "channel": message.channel,
@@ -318,7 +319,8 @@ class Gateway:
                 "owner": self.owner,
             },
         )
-        inbox_id = res.scalar()
+        found = res.fetchall()
+        inbox_id = found[0][0] if found else None
         if inbox_id is None or status != "received" or not early:
             return (int(inbox_id) if inbox_id is not None else None), status, None
         work = _Work(int(inbox_id), message, 0.0)
@@ -766,7 +768,8 @@ def enqueue_sync(
 ) -> int | None:
     """:func:`polpo.store.outbox.enqueue` on a synchronous connection: the new row's id,
     None if already there."""
-    res = conn.execute(
+    res = execute(
+        conn,
         _outbox_insert(conn),
         {
             "channel": channel,
@@ -783,7 +786,8 @@ def enqueue_sync(
             "created_at": now,
         },
     )
-    row_id = res.scalar()
+    found = res.fetchall()
+    row_id = found[0][0] if found else None
     return None if row_id is None else int(row_id)
 
 
@@ -850,8 +854,10 @@ def precheck(msg: InboundMessage, gw: GatewayConfig | None) -> str | None:
 
 
 def _mark(inbox_id: int, status: str, outcome: str | None, tx: SyncTx) -> None:
-    tx.conn.execute(
-        _MARK, {"iid": inbox_id, "status": status, "outcome": outcome, "processed_at": tx.now}
+    execute(
+        tx.conn,
+        _MARK,
+        {"iid": inbox_id, "status": status, "outcome": outcome, "processed_at": tx.now},
     )
 
 

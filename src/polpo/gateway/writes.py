@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from polpo.core.models import Event
 from polpo.services.context import ServiceContext
@@ -250,3 +251,64 @@ def _sqlite_engine(path: str, busy_timeout_ms: int) -> sa.Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+# -- SQL straight on the SQLite driver -----------------------------------------
+
+_NAMED_SQLITE = sqlite_dialect.dialect(paramstyle="named")
+_PLAIN: dict[tuple[int, frozenset[str]], _Plain | None] = {}
+
+
+@dataclass(frozen=True)
+class _Plain:
+    statement: Any  # kept so that its id is never reused for another statement
+    sql: str
+    defaults: dict[str, Any]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
+def execute(conn: sa.Connection, statement: Any, params: dict[str, Any]) -> Any:
+    """``conn.execute(statement, params)``, on pysqlite straight on the driver.
+
+    For the hottest short statements SQLAlchemy's per-call work costs several
+    times SQLite's own. The statement is compiled once per set of parameter
+    names and run on the DB-API connection of the current transaction, its
+    parameters converted by the same bind processors Core would use; the
+    result is a DB-API cursor (``rowcount``, ``fetchone``, ``fetchall`` of
+    plain tuples). A statement with expanding parameters or result columns
+    that need converting goes through Core, as does every other database.
+    """
+    if conn.dialect.driver != "pysqlite":
+        return conn.execute(statement, params)
+    key = (id(statement), frozenset(params))
+    found = _PLAIN.get(key, _UNSET)
+    if found is _UNSET:
+        found = _PLAIN[key] = _compile_plain(statement, params)
+    if found is None:
+        return conn.execute(statement, params)
+    values = {**found.defaults, **params} if found.defaults else dict(params)
+    for name, process in found.processors:
+        values[name] = process(values[name])
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    return dbapi.execute(found.sql, values)
+
+
+_UNSET: Any = object()
+
+
+def _compile_plain(statement: Any, params: dict[str, Any]) -> _Plain | None:
+    compiled = statement.compile(dialect=_NAMED_SQLITE, column_keys=list(params))
+    if (
+        "POSTCOMPILE" in compiled.string
+        or compiled.escaped_bind_names
+        or getattr(compiled, "insert_prefetch", None)
+        or getattr(compiled, "update_prefetch", None)
+        or getattr(compiled, "postfetch", None)
+    ):
+        return None  # Python-side defaults, expanding IN, odd names: Core knows how
+    for column in getattr(compiled, "_result_columns", None) or ():
+        if column[3]._cached_result_processor(_NAMED_SQLITE, None) is not None:
+            return None
+    defaults = {k: v for k, v in compiled.construct_params(params).items() if k not in params}
+    return _Plain(statement, compiled.string, defaults, tuple(compiled._bind_processors.items()))
