@@ -297,3 +297,11 @@ def test_text_without_markup_comes_through_unchanged(text: str) -> None:
     text = re.sub(r"[*_~`\[\]<>#\\>+-]|\d[.)]", "", text).strip()
     parts = render_parts(text, "plain", 4000)
     assert "".join(parts).split() == text.split()
+
+
+def test_rendering_the_same_short_reply_again_gives_the_same_fresh_parts() -> None:
+    text = "**Status**\n- one\n- two"
+    first = render_parts(text, "whatsapp", 4000)
+    first.append("changed by the caller")
+    assert render_parts(text, "whatsapp", 4000) == ["*Status*\n• one\n• two"]
+    assert render_parts(text, "telegram", 4096) == ["<b>Status</b>\n• one\n• two"]

@@ -401,3 +401,63 @@ async def test_malformed_fields_are_stored_and_never_crash(
     rows = await inbox_rows(app)
     assert len(rows) == 2 and all(r.status == "ignored" for r in rows)
     assert responder.calls == []
+
+
+async def test_replies_handed_to_the_dispatcher_go_out_once_even_with_flushes_racing(
+    open_project: OpenProject, whatsapp: MemoryChannel, responder: RecordingResponder
+) -> None:
+    app = await open_project(rateLimitPerMinute=0)
+    async with running_gateway(app, whatsapp, responder=responder) as gw:
+        dispatcher = gw.dispatchers["whatsapp"]
+        stop = asyncio.Event()
+
+        async def flushing() -> None:  # settle()-style passes that read the outbox
+            while not stop.is_set():
+                await dispatcher.flush()
+                await asyncio.sleep(0)
+
+        racer = asyncio.create_task(flushing())
+        for i in range(30):
+            await whatsapp.receive(OWNER, f"m{i}")
+            for _ in range(i % 4):
+                await asyncio.sleep(0)
+        await gw.settle()
+        stop.set()
+        await racer
+        await gw.settle()
+    assert [s.text for s in whatsapp.sent] == [f"echo: m{i}" for i in range(30)]
+    assert [r.status for r in await outbox_rows(app)] == ["sent"] * 30
+
+
+async def test_a_row_enqueued_by_others_before_a_reply_goes_out_before_it(
+    open_project: OpenProject, whatsapp: MemoryChannel, responder: RecordingResponder
+) -> None:
+    from polpo.gateway.dispatcher import OutboxDispatcher
+    from polpo.gateway.pipeline import Gateway
+    from polpo.store.outbox import enqueue
+
+    app = await open_project()
+    # no fan-out task: only app.outbox_ready tells the dispatcher about the alert
+    gateway = Gateway(app, [whatsapp], responder=responder)
+    dispatcher = OutboxDispatcher(app, whatsapp, batcher=gateway.batcher, poll_seconds=60)
+    gateway.on_enqueued("whatsapp", dispatcher.wake)
+    gateway.on_reply("whatsapp", dispatcher.hand_over)
+    await gateway.start()
+    await dispatcher.start()
+    await whatsapp.start(gateway)
+    try:
+        await whatsapp.receive(OWNER, "one")
+        await whatsapp.wait_sent(1)
+        async with app.store.write() as conn:
+            await enqueue(
+                conn, channel="whatsapp", chat_id=whatsapp.sent[0].chat_id, text="alert", now=0.0
+            )
+        app.outbox_ready.set()
+        await whatsapp.receive(OWNER, "two")
+        await whatsapp.wait_sent(3)
+    finally:
+        await whatsapp.stop()
+        await gateway.stop()
+        await dispatcher.stop()
+        await gateway.batcher.close()
+    assert [s.text for s in whatsapp.sent] == ["echo: one", "alert", "echo: two"]

@@ -81,6 +81,7 @@ class GatewayComponent:
         )
         self.dispatchers[channel.name] = d
         self.gateway.on_enqueued(channel.name, d.wake)
+        self.gateway.on_reply(channel.name, d.hand_over)
         self.gateway.on_connected(channel.name, d.retry_now)
 
     async def start(self) -> None:

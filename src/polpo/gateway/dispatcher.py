@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from polpo.channels.base import Button, Channel, OutboundMessage
 from polpo.errors import ChannelError
 from polpo.gateway.format import render_parts
-from polpo.gateway.writes import SyncTx, WriteBatcher
+from polpo.gateway.writes import SyncTx, WriteBatcher, execute
 from polpo.store.tables import outbox
 
 if TYPE_CHECKING:
@@ -94,6 +95,14 @@ class OutboxDispatcher:
         self._task: asyncio.Task[None] | None = None
         self._retry_now = False
         self._query: Any = None
+        # Rows the gateway just committed, handed over in memory (no read-back). They are
+        # sent without a read only while nothing else can be pending: the last read found
+        # every row sent, and no one else has enqueued since (``_stale`` False).
+        self._handed: list[_Row] = []
+        self._stale = True
+        # ids of rows a pass has already taken (read or handed): never sent twice
+        self._seen: set[int] = set()
+        self._seen_order: deque[int] = deque()
         #: rows sent / failed since start
         self.sent = 0
         self.failed = 0
@@ -114,6 +123,16 @@ class OutboxDispatcher:
 
     def wake(self) -> None:
         """New rows were committed: send them now rather than at the next poll."""
+        self._stale = True
+        self._wake.set()
+
+    def hand_over(
+        self, row_id: int, chat_id: str, text: str, buttons: list[dict[str, str]] | None
+    ) -> None:
+        """A new pending row, already committed: send it without reading it back."""
+        if row_id in self._seen:
+            return  # a read already took it
+        self._handed.append(_Row(row_id, chat_id, text, buttons, 0, 0, None, None, None))
         self._wake.set()
 
     def retry_now(self) -> None:
@@ -125,45 +144,85 @@ class OutboxDispatcher:
         while True:
             self._wake.clear()
             try:
-                busy = await self.flush()
+                busy = await self._pass()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox pass on %s failed", self.channel.name)
+                self._stale = True
                 busy = False
             if busy:
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                self._stale = True  # rows of other processes: read at every poll
 
     # -- sending -----------------------------------------------------------------
 
     async def flush(self) -> bool:
         """Send every row that is due; True when some row went out (there may be more)."""
         async with self._lock:
-            if self._retry_now:
-                self._retry_now = False
-                await self.batcher.run(self._clear_backoff)
-            rows = await self._pending()
+            return await self._flush_locked()
+
+    async def _pass(self) -> bool:
+        """One pass of the loop: the rows handed over when nothing else can be pending,
+        else a full :meth:`flush`."""
+        async with self._lock:
+            if self._stale or self._retry_now or self.app.outbox_ready.is_set():
+                # someone else enqueued (or may have): read, to keep each chat in order
+                return await self._flush_locked()
+            rows = [r for r in self._handed if r.id not in self._seen]
+            self._handed.clear()
             if not rows:
                 return False
-            now = self.app.clock.now()
-            chats: dict[str, list[_Row]] = {}
-            for row in rows:
-                chats.setdefault(row.chat_id, []).append(row)
-            results = await asyncio.gather(
-                *(self._send_chat(chat_rows, now) for chat_rows in chats.values())
-            )
-            return any(results)
+            return await self._send(rows, self.app.clock.now())
+
+    async def _flush_locked(self) -> bool:
+        # Rows handed over until now are committed, so this read finds them (or the page
+        # is full and a later read will); rows handed over during it are skipped if it
+        # took them (``_seen``).
+        self._stale = False
+        self._handed.clear()
+        if self._retry_now:
+            self._retry_now = False
+            await self.batcher.run(self._clear_backoff)
+        rows = await self._pending()
+        if len(rows) >= PAGE:
+            self._stale = True
+        if not rows:
+            return False
+        return await self._send(rows, self.app.clock.now())
+
+    async def _send(self, rows: list[_Row], now: float) -> bool:
+        for row in rows:
+            self._take(row.id)
+        chats: dict[str, list[_Row]] = {}
+        for row in rows:
+            chats.setdefault(row.chat_id, []).append(row)
+        results = await asyncio.gather(
+            *(self._send_chat(chat_rows, now) for chat_rows in chats.values())
+        )
+        return any(results)
+
+    def _take(self, row_id: int) -> None:
+        if row_id in self._seen:
+            return
+        self._seen.add(row_id)
+        self._seen_order.append(row_id)
+        if len(self._seen_order) > 4 * PAGE:
+            self._seen.discard(self._seen_order.popleft())
 
     async def _send_chat(self, rows: list[_Row], now: float) -> bool:
         progressed = False
         for i, row in enumerate(rows):
             if row.next_attempt_at is not None and row.next_attempt_at > now:
+                self._stale = True  # still pending: the next pass reads again
                 break  # waiting for a retry: later rows of this chat wait too
             if i and self.pace_seconds > 0:
                 await self.sleep(self.pace_seconds)
             if not await self._send_row(row):
+                self._stale = True
                 break
             progressed = True
         return progressed
@@ -329,10 +388,10 @@ class OutboxDispatcher:
         if error is not None or status == "sent":
             values["error"] = error
         if attempt:
-            tx.conn.execute(_ATTEMPT, {"row": row_id})
+            execute(tx.conn, _ATTEMPT, {"row": row_id})
         if retry_in is not None:
             values["next_attempt_at"] = tx.now + retry_in
-        tx.conn.execute(_UPDATE, {"row": row_id, **values})
+        execute(tx.conn, _UPDATE, {"row": row_id, **values})
 
 
 def partial_record(d: OutboxDispatcher, row_id: int, **kw: Any) -> Callable[[SyncTx], None]:

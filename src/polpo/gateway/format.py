@@ -18,6 +18,7 @@ end of one part and reopened at the start of the next.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Callable, Iterator
@@ -56,6 +57,22 @@ def render_parts(markdown: str, text_format: TextFormat, max_len: int) -> list[s
     """
     if max_len < MIN_PART_LENGTH:
         raise ValueError(f"max_len must be at least {MIN_PART_LENGTH}; got {max_len}")
+    if len(markdown) <= _CACHE_TEXT_MAX:
+        # the same short replies recur (/help, /status while nothing changes, errors)
+        return list(_render_parts_cached(markdown, text_format, max_len))
+    return _render_parts(markdown, text_format, max_len)
+
+
+#: Texts up to this length are memoised (at most 256 of them: about 2 MB at worst).
+_CACHE_TEXT_MAX = 4096
+
+
+@functools.lru_cache(maxsize=256)
+def _render_parts_cached(markdown: str, text_format: TextFormat, max_len: int) -> tuple[str, ...]:
+    return tuple(_render_parts(markdown, text_format, max_len))
+
+
+def _render_parts(markdown: str, text_format: TextFormat, max_len: int) -> list[str]:
     blocks = parse_markdown(clean(markdown))
     if not blocks:
         return []

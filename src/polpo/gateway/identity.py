@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from polpo.channels.base import InboundMessage
+from polpo.gateway.writes import execute
 from polpo.peerid import PeerIdError, normalize_peer, whatsapp_lid_peer
 from polpo.store.tables import allowlist, pairing_requests, peers, sessions
 
@@ -63,9 +64,9 @@ def touch_peer(
 ) -> None:
     """Record that ``peer_id`` was seen now (created on first sight; name kept fresh)."""
     if display_name:
-        res = conn.execute(_TOUCH_NAMED, {"pid": peer_id, "now": now, "name": display_name})
+        res = execute(conn, _TOUCH_NAMED, {"pid": peer_id, "now": now, "name": display_name})
     else:
-        res = conn.execute(_TOUCH, {"pid": peer_id, "now": now})
+        res = execute(conn, _TOUCH, {"pid": peer_id, "now": now})
     if res.rowcount == 0:
         conn.execute(
             _INSERT,
@@ -82,12 +83,12 @@ def touch_peer(
 
 def resolve(conn: sa.Connection, peer_id: str) -> Identity:
     """The canonical peer and the whole linked group of ``peer_id``."""
-    rows = conn.execute(_GROUP, {"pid": peer_id}).all()
-    linked = next((r.linked_to for r in rows if r.id == peer_id), None)
+    rows = execute(conn, _GROUP, {"pid": peer_id}).fetchall()
+    linked = next((r[1] for r in rows if r[0] == peer_id), None)
     if linked:  # peer_id is linked to another: the group is that one's
-        rows = conn.execute(_GROUP, {"pid": linked}).all()
+        rows = execute(conn, _GROUP, {"pid": linked}).fetchall()
     canonical = linked or peer_id
-    group = {canonical, peer_id, *(r.id for r in rows)}
+    group = {canonical, peer_id, *(r[0] for r in rows)}
     return Identity(peer_id, canonical, tuple(sorted(group)))
 
 

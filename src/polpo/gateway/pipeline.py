@@ -38,7 +38,7 @@ from polpo.gateway.pairing import pairing_reply, request_pairing
 from polpo.gateway.policy import Access, check_access
 from polpo.gateway.ratelimit import RateLimiter
 from polpo.gateway.sessions import Session, SessionChanges, open_session
-from polpo.gateway.writes import SyncTx, WriteBatcher
+from polpo.gateway.writes import SyncTx, WriteBatcher, execute
 from polpo.peerid import PeerIdError
 from polpo.store.tables import allowlist, inbox, outbox
 
@@ -64,6 +64,10 @@ MAX_CHAT_CHARS = 16_000
 MAX_CONCURRENT_TURNS = 256
 #: Channel message ids of our own recent sends remembered (a self-chat echoes them back).
 _REMEMBER_SENT = 2_000
+
+
+#: ``hand_over(row_id, chat_id, text, buttons)``: a committed reply, for its dispatcher.
+HandOver = Callable[[int, str, str, "list[dict[str, str]] | None"], None]
 
 
 class InlineChannelConfig(ChannelBase):
@@ -141,6 +145,7 @@ class Gateway:
         self._idle = asyncio.Event()
         self._idle.set()
         self._wakers: dict[str, list[Callable[[], None]]] = {}
+        self._handovers: dict[str, HandOver] = {}
         self._connected: dict[str, list[Callable[[], None]]] = {}
         self._sent_ids: deque[str] = deque(maxlen=_REMEMBER_SENT)
         self._sent_set: set[str] = set()
@@ -168,6 +173,11 @@ class Gateway:
     def on_enqueued(self, channel: str, wake: Callable[[], None]) -> None:
         """Call ``wake`` whenever a reply for ``channel`` is committed to the outbox."""
         self._wakers.setdefault(channel, []).append(wake)
+
+    def on_reply(self, channel: str, hand_over: HandOver) -> None:
+        """Give each reply for ``channel``, once committed, to ``hand_over`` (instead of a
+        wake-up that reads it back): ``hand_over(row_id, chat_id, text, buttons)``."""
+        self._handovers[channel] = hand_over
 
     def on_connected(self, channel: str, flush: Callable[[], None]) -> None:
         """Call ``flush`` when ``channel`` reports it is connected (again)."""
@@ -291,7 +301,8 @@ class Gateway:
             max_age = settings.gateway.offline_max_age_minutes * 60
             if tx.now - message.timestamp > max_age:
                 status, outcome = "ignored", "offline: older than offlineMaxAgeMinutes"
-        res = tx.conn.execute(
+        res = execute(
+            tx.conn,
             _inbox_insert(tx.conn),
             {
                 "channel": message.channel,
@@ -308,7 +319,8 @@ class Gateway:
                 "owner": self.owner,
             },
         )
-        inbox_id = res.scalar()
+        found = res.fetchall()
+        inbox_id = found[0][0] if found else None
         if inbox_id is None or status != "received" or not early:
             return (int(inbox_id) if inbox_id is not None else None), status, None
         work = _Work(int(inbox_id), message, 0.0)
@@ -674,7 +686,7 @@ class Gateway:
         settings = self._configs.get(work.message.channel)
         if settings is not None:
             idle = settings.gateway.session_idle_minutes * 60
-        await self.batcher.run(
+        row_id = await self.batcher.run(
             partial(
                 self._finish,
                 work,
@@ -689,7 +701,13 @@ class Gateway:
             )
         )
         self.stats["replied" if reply is not None and reply.text.strip() else "done"] += 1
-        self._wake(work.message.channel)
+        msg = work.message
+        hand_over = self._handovers.get(msg.channel)
+        if row_id is not None and reply is not None and hand_over is not None:
+            # committed: the dispatcher sends it without reading it back
+            hand_over(row_id, msg.chat_id, reply.text, reply.buttons)
+        else:
+            self._wake(msg.channel)
 
     def _finish(
         self,
@@ -704,13 +722,16 @@ class Gateway:
         *,
         session: Session | None = None,
         idle_seconds: float = 3600.0,
-    ) -> None:
-        """Session changes, the reply in the outbox and the inbox row done: all or nothing."""
+    ) -> int | None:
+        """Session changes, the reply in the outbox and the inbox row done: all or nothing.
+
+        Returns the reply's outbox row id (None: no reply, or one was already there)."""
         msg = work.message
+        row_id = None
         if changes is not None and canonical is not None:
             changes.apply(tx.conn, canonical, tx.now, idle_seconds, session)
         if reply is not None and reply.text.strip():
-            enqueue_sync(
+            row_id = enqueue_sync(
                 tx.conn,
                 channel=msg.channel,
                 chat_id=msg.chat_id,
@@ -723,6 +744,7 @@ class Gateway:
                 owner=self.owner,
             )
         _mark(work.inbox_id, status, outcome, tx)
+        return row_id
 
     def _wake(self, channel: str) -> None:
         for wake in self._wakers.get(channel, ()):
@@ -744,9 +766,11 @@ def enqueue_sync(
     dedupe_key: str,
     buttons: list[dict[str, str]] | None,
     owner: str | None,
-) -> bool:
-    """:func:`polpo.store.outbox.enqueue` on a synchronous connection; False if already there."""
-    res = conn.execute(
+) -> int | None:
+    """:func:`polpo.store.outbox.enqueue` on a synchronous connection: the new row's id,
+    None if already there."""
+    res = execute(
+        conn,
         _outbox_insert(conn),
         {
             "channel": channel,
@@ -763,7 +787,9 @@ def enqueue_sync(
             "created_at": now,
         },
     )
-    return bool(res.rowcount)
+    found = res.fetchall()
+    row_id = found[0][0] if found else None
+    return None if row_id is None else int(row_id)
 
 
 def _insert_ignore(dialect: str, table: sa.Table) -> Any:
@@ -790,7 +816,7 @@ def _inbox_insert(conn: sa.Connection) -> Any:
 def _outbox_insert(conn: sa.Connection) -> Any:
     key = ("outbox", conn.dialect.name)
     if key not in _STATEMENTS:
-        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, outbox)
+        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, outbox).returning(outbox.c.id)
     return _STATEMENTS[key]
 
 
@@ -829,8 +855,10 @@ def precheck(msg: InboundMessage, gw: GatewayConfig | None) -> str | None:
 
 
 def _mark(inbox_id: int, status: str, outcome: str | None, tx: SyncTx) -> None:
-    tx.conn.execute(
-        _MARK, {"iid": inbox_id, "status": status, "outcome": outcome, "processed_at": tx.now}
+    execute(
+        tx.conn,
+        _MARK,
+        {"iid": inbox_id, "status": status, "outcome": outcome, "processed_at": tx.now},
     )
 
 

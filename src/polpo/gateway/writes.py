@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from polpo.core.models import Event
 from polpo.services.context import ServiceContext
@@ -80,6 +81,9 @@ class WriteBatcher:
         self._executor: ThreadPoolExecutor | None = None
         path = sqlite_path(ctx.store.url) if ctx.store.is_sqlite else None
         self._inline: sa.Engine | None = None
+        # kept open on the loop (no pool checkout and reset per transaction); closed and
+        # opened afresh after any error
+        self._inline_conns: dict[str, sa.Connection] = {}
         if path is not None:
             self._engine = _sqlite_engine(str(path), BUSY_TIMEOUT_MS)
             self._inline = _sqlite_engine(str(path), 0)
@@ -106,7 +110,7 @@ class WriteBatcher:
                     return fn(conn)
 
             try:  # right here: a read under WAL does not wait for writers
-                return work(self._inline)
+                return self._on_inline("DEFERRED", fn)
             except sa.exc.OperationalError as e:
                 if not _is_busy(e):
                     raise
@@ -119,8 +123,27 @@ class WriteBatcher:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._task)
 
+    def _on_inline(self, mode: str, fn: Callable[[sa.Connection], T]) -> T:
+        """``fn`` in one transaction (``BEGIN <mode>``) on the loop's own connection."""
+        conn = self._inline_conns.get(mode)
+        if conn is None:
+            assert self._inline is not None
+            conn = self._inline.connect().execution_options(polpo_begin=mode)
+            self._inline_conns[mode] = conn
+        try:
+            with conn.begin():
+                return fn(conn)
+        except BaseException:
+            del self._inline_conns[mode]
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+
     async def close(self) -> None:
         await self.wait_idle()
+        for conn in self._inline_conns.values():
+            conn.close()
+        self._inline_conns.clear()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -153,7 +176,7 @@ class WriteBatcher:
                     # far less than a hop to a thread. If another process holds the write
                     # lock, this fails at once (no busy wait on the loop) and the batch
                     # waits for the lock in the worker thread instead.
-                    results, events = work(self._inline)
+                    results, events = self._on_inline("IMMEDIATE", run_all)
                 except sa.exc.OperationalError as e:
                     if not _is_busy(e):
                         raise
@@ -228,3 +251,64 @@ def _sqlite_engine(path: str, busy_timeout_ms: int) -> sa.Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+# -- SQL straight on the SQLite driver -----------------------------------------
+
+_NAMED_SQLITE = sqlite_dialect.dialect(paramstyle="named")
+_PLAIN: dict[tuple[int, frozenset[str]], _Plain | None] = {}
+
+
+@dataclass(frozen=True)
+class _Plain:
+    statement: Any  # kept so that its id is never reused for another statement
+    sql: str
+    defaults: dict[str, Any]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
+def execute(conn: sa.Connection, statement: Any, params: dict[str, Any]) -> Any:
+    """``conn.execute(statement, params)``, on pysqlite straight on the driver.
+
+    For the hottest short statements SQLAlchemy's per-call work costs several
+    times SQLite's own. The statement is compiled once per set of parameter
+    names and run on the DB-API connection of the current transaction, its
+    parameters converted by the same bind processors Core would use; the
+    result is a DB-API cursor (``rowcount``, ``fetchone``, ``fetchall`` of
+    plain tuples). A statement with expanding parameters or result columns
+    that need converting goes through Core, as does every other database.
+    """
+    if conn.dialect.driver != "pysqlite":
+        return conn.execute(statement, params)
+    key = (id(statement), frozenset(params))
+    found = _PLAIN.get(key, _UNSET)
+    if found is _UNSET:
+        found = _PLAIN[key] = _compile_plain(statement, params)
+    if found is None:
+        return conn.execute(statement, params)
+    values = {**found.defaults, **params} if found.defaults else dict(params)
+    for name, process in found.processors:
+        values[name] = process(values[name])
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    return dbapi.execute(found.sql, values)
+
+
+_UNSET: Any = object()
+
+
+def _compile_plain(statement: Any, params: dict[str, Any]) -> _Plain | None:
+    compiled = statement.compile(dialect=_NAMED_SQLITE, column_keys=list(params))
+    if (
+        "POSTCOMPILE" in compiled.string
+        or compiled.escaped_bind_names
+        or getattr(compiled, "insert_prefetch", None)
+        or getattr(compiled, "update_prefetch", None)
+        or getattr(compiled, "postfetch", None)
+    ):
+        return None  # Python-side defaults, expanding IN, odd names: Core knows how
+    for column in getattr(compiled, "_result_columns", None) or ():
+        if column[3]._cached_result_processor(_NAMED_SQLITE, None) is not None:
+            return None
+    defaults = {k: v for k, v in compiled.construct_params(params).items() if k not in params}
+    return _Plain(statement, compiled.string, defaults, tuple(compiled._bind_processors.items()))
