@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from polpo.core.models import Event
+from polpo.host import cancel_and_wait
 from polpo.peerid import PeerIdError, default_chat_id, display_peer, normalize_peer, split_peer
 from polpo.store import outbox as outbox_store
 from polpo.store.records import event_from_row
@@ -417,11 +418,8 @@ class Notifier:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 class NotificationsComponent:

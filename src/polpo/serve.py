@@ -8,7 +8,6 @@ nothing answers requests before the parts behind it run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import os
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from polpo.app import Polpo
 from polpo.config import PolpoConfig
 from polpo.errors import PolpoError
-from polpo.host import Host
+from polpo.host import Host, cancel_and_wait
 from polpo.notifications import add_notifications
 from polpo.runner.component import add_runner
 from polpo.services.events import EventTail
@@ -89,11 +88,8 @@ class EventTailComponent:
         self._task = asyncio.create_task(self.tail.run(), name="polpo-event-tail")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 async def build_serve_host(app: Polpo, options: ServeOptions) -> Host:

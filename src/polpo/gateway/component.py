@@ -11,7 +11,6 @@ inbound messages, if any arrive, are ignored by the gateway
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from polpo.channels.base import Channel, ChannelStatus
 from polpo.gateway.dispatcher import OutboxDispatcher
 from polpo.gateway.pipeline import ChannelSettings, Gateway
 from polpo.gateway.writes import WriteBatcher
+from polpo.host import cancel_and_wait
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -108,11 +108,8 @@ class GatewayComponent:
         await self.gateway.stop()
         for d in self.dispatchers.values():
             await d.stop()
-        if self._fanout is not None:
-            self._fanout.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._fanout
-            self._fanout = None
+        await cancel_and_wait(self._fanout)
+        self._fanout = None
         await self.batcher.close()
 
     async def settle(self, within: float = 10.0) -> None:

@@ -14,7 +14,6 @@ once. A non-retryable error marks the row failed and moves on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from polpo.channels.base import Button, Channel, OutboundMessage
 from polpo.errors import ChannelError
 from polpo.gateway.format import render_parts
 from polpo.gateway.writes import SyncTx, WriteBatcher, execute
+from polpo.host import cancel_and_wait
 from polpo.store.tables import outbox
 
 if TYPE_CHECKING:
@@ -113,11 +113,8 @@ class OutboxDispatcher:
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._owns_batcher:
             await self.batcher.close()
 

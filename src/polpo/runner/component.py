@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from polpo.app import Polpo
-from polpo.host import Host
+from polpo.host import Host, cancel_and_wait
 from polpo.runner.runner import ModelFactory, Runner
 
 
@@ -23,11 +22,8 @@ class RunnerComponent:
         self._task = asyncio.create_task(self.runner.run_forever(), name="polpo-runner")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self.runner.close()
 
 

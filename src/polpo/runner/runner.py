@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from polpo.config import AgentConfig, GateConfig, PolpoConfig
 from polpo.core.models import Event, Task
 from polpo.errors import ModelNotConfiguredError
+from polpo.host import cancel_and_wait
 from polpo.runner.tools import Workspace, tools_for
 from polpo.services.context import Tx
 from polpo.store import PROCESS_ID, records
@@ -215,9 +216,7 @@ class Runner:
                     log.exception("runner tick failed; trying again")
                 await self._sleep()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await cancel_and_wait(heartbeat)
             await self.stop_runs()
             self.detach()
 
@@ -240,9 +239,7 @@ class Runner:
                     break
                 await self._sleep()
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await cancel_and_wait(heartbeat)
             await self.stop_runs()
             self.detach()
         return await self._report()
