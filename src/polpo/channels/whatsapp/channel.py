@@ -3,7 +3,12 @@
 The worker (``python -m polpo.channels.whatsapp.worker``) does the WhatsApp
 work; this side implements :class:`polpo.channels.base.Channel`:
 
-- it holds the account lock (one process per account) while a worker runs;
+- it holds the account lock (one process per account) while a worker runs
+  and, given a ``store``, the database lease ``whatsapp:<auth dir>``
+  (:mod:`polpo.store.leases`), renewed every ``lease_renew`` seconds: while
+  another process (maybe on another machine) holds it the channel runs no
+  worker, says who holds it and until when (state ``error``) and retries
+  with backoff; a renewal that finds the lease taken stops the worker;
 - it restarts a worker that exits on a transient failure (no network, a
   crash) with exponential backoff and jitter, 1 s → 60 s, for ever, and
   resets the backoff once a worker connected;
@@ -60,6 +65,8 @@ from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp.account import AccountLock, linked_account, wipe_credentials
 from polpo.clock import SYSTEM_CLOCK, Clock
 from polpo.errors import ChannelError, LockHeldError
+from polpo.store import leases
+from polpo.store.engine import PROCESS_ID, Store
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +132,9 @@ class WhatsAppChannel:
         typing_interval: float = 20.0,
         typing_max_seconds: float = 300.0,
         holder: str = "polpo serve",
+        store: Store | None = None,
+        lease_ttl: float = 60.0,
+        lease_renew: float = 20.0,
     ) -> None:
         self.auth_dir = Path(auth_dir)
         self._inbound = inbound
@@ -143,6 +153,16 @@ class WhatsAppChannel:
         self._typing_interval = typing_interval
         self._typing_max = typing_max_seconds
         self._lock = AccountLock(self.auth_dir, holder)
+        #: the database lease (None: the file lock alone)
+        self._store = store
+        self.lease_name = f"whatsapp:{self.auth_dir.resolve()}"
+        self.lease_holder = f"{PROCESS_ID} ({holder})"
+        self._lease_ttl = lease_ttl
+        self._lease_renew = lease_renew
+        self._lease_held = False
+        self._lease_lost = False
+        self._renewer: asyncio.Task[None] | None = None
+        self._lease_other: leases.Lease | None = None
 
         self._listener: ChannelListener | None = None
         self._task: asyncio.Task[None] | None = None
@@ -200,6 +220,7 @@ class WhatsAppChannel:
         await asyncio.gather(*typing, return_exceptions=True)
         self._fail_pending("the WhatsApp channel stopped")
         self._lock.release()
+        await self._release_lease()
         if self._state not in ("logged_out", "replaced", "error"):
             await self._set_state("stopped")
 
@@ -233,6 +254,9 @@ class WhatsAppChannel:
             extra["pairCode"] = self._pair_code
         if self._proc is not None and self._proc.returncode is None:
             extra["workerPid"] = self._proc.pid
+        if self._lease_other is not None:
+            extra["leaseHolder"] = self._lease_other.holder
+            extra["leaseExpiresAt"] = self._lease_other.expires_at
         return ChannelStatus(
             channel=self.name,
             state=self._state,
@@ -257,6 +281,8 @@ class WhatsAppChannel:
             if account is not None:
                 self._account = account.phone
                 self._login = None
+            if not await self._take_lease(backoff):
+                continue
             if not await self._take_lock():
                 continue
             if account is None:
@@ -273,6 +299,11 @@ class WhatsAppChannel:
             connected = run.connected
             if self._stopping:
                 return
+            if self._lease_lost:
+                # Another process took the lease: it runs WhatsApp now; no fight.
+                self._lock.release()
+                await self._drop_lease()
+                continue
             if outcome == _Outcome.LOGGED_OUT:
                 wipe_credentials(self.auth_dir)
                 self._lock.release()
@@ -300,6 +331,83 @@ class WhatsAppChannel:
             self._failure = why
             await self._set_state("disconnected", f"{why}; retrying in {_seconds(delay)} s")
             await self._sleep(delay)
+
+    async def _take_lease(self, backoff: Backoff) -> bool:
+        """Hold the database lease; when another process does, say who and wait (backoff)."""
+        if self._store is None or self._lease_held:
+            return True
+        now = self._clock.now()
+        try:
+            got = await leases.acquire(
+                self._store, self.lease_name, self.lease_holder, now=now, ttl=self._lease_ttl
+            )
+            other = None if got is not None else await leases.current(self._store, self.lease_name)
+        except Exception as e:
+            got, other = None, None
+            why = f"cannot take the WhatsApp lease in the database ({e})"
+        else:
+            why = ""
+        if got is not None:
+            self._lease_held, self._lease_lost, self._lease_other = True, False, None
+            self._renewer = asyncio.create_task(self._renew_lease(), name="whatsapp-lease")
+            return True
+        delay = backoff.next_delay()
+        if other is not None:
+            self._lease_other = other
+            until = time.strftime("%H:%M:%S UTC", time.gmtime(other.expires_at))
+            why = (
+                f"WhatsApp is held by {other.holder} (database lease, until {until} unless renewed)"
+            )
+        await self._set_state(
+            "error",
+            f"{why or 'the WhatsApp lease is held elsewhere'}; retrying in {_seconds(delay)} s",
+        )
+        await self._sleep(delay)
+        return False
+
+    async def _renew_lease(self) -> None:
+        """Keep the lease; when it was taken by another process, stop the worker."""
+        assert self._store is not None
+        while True:
+            await self._sleep(self._lease_renew)
+            try:
+                ours = await leases.renew(
+                    self._store,
+                    self.lease_name,
+                    self.lease_holder,
+                    now=self._clock.now(),
+                    ttl=self._lease_ttl,
+                )
+            except Exception as e:  # the database is away: keep the worker, try again
+                log.warning("whatsapp: cannot renew the lease: %s", e)
+                continue
+            if ours:
+                continue
+            log.warning("whatsapp: another process took the WhatsApp lease; stopping the worker")
+            self._lease_lost = True
+            self._lease_held = False
+            proc = self._proc
+            if proc is not None and proc.returncode is None:
+                await self._stop_worker(proc)
+            return
+
+    async def _drop_lease(self) -> None:
+        """Stop renewing (the lease is gone or being given back)."""
+        task, self._renewer = self._renewer, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._lease_held = False
+        self._lease_lost = False
+
+    async def _release_lease(self) -> None:
+        held = self._lease_held
+        await self._drop_lease()
+        if held and self._store is not None:
+            try:
+                await leases.release(self._store, self.lease_name, self.lease_holder)
+            except Exception as e:
+                log.warning("whatsapp: cannot release the lease: %s", e)
 
     async def _take_lock(self) -> bool:
         """Hold the account; when another process does, say who and wait ``login_poll``."""

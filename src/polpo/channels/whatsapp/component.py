@@ -34,6 +34,7 @@ def make_whatsapp_channel(app: Polpo, **options: Any) -> WhatsAppChannel | None:
     if not (config.gateway.enable_inbound or routed or config.admin_peers()):
         return None
     options.setdefault("clock", app.clock)
+    options.setdefault("store", app.store)  # the database lease: one process per account
     return WhatsAppChannel(
         app.loaded.resolve(config.auth_dir),
         inbound=config.gateway.enable_inbound,
