@@ -46,6 +46,42 @@ def _project(ctx: typer.Context) -> tuple[LoadedConfig | None, Path]:
     return loaded, loaded.resolve(auth)
 
 
+def _check_lease(loaded: LoadedConfig | None, auth_dir: Path) -> None:
+    """Refuse when another process (maybe on another machine) holds the account's
+    database lease. Only checks: the file lock is what this command holds."""
+    if loaded is None:
+        return
+    import asyncio
+    import time
+
+    from polpo.errors import LockHeldError
+    from polpo.store.engine import PROCESS_ID, Store, sqlite_path
+    from polpo.store.leases import Lease, current
+
+    url = loaded.storage_url
+    path = sqlite_path(url)
+    if url.startswith("sqlite") and (path is None or not path.exists()):
+        return  # no database yet: nobody can hold a lease in it
+
+    name = f"whatsapp:{auth_dir.resolve()}"
+
+    async def read() -> Lease | None:
+        store = await Store.open(url)
+        try:
+            return await current(store, name)
+        finally:
+            await store.close()
+
+    held = asyncio.run(read())
+    if held is None or held.expired(time.time()) or held.holder.startswith(PROCESS_ID):
+        return
+    until = time.strftime("%H:%M:%S UTC", time.gmtime(held.expires_at))
+    raise LockHeldError(
+        f"WhatsApp is held by {held.holder} (database lease, until {until} unless renewed); "
+        "stop it first"
+    )
+
+
 @app.command()
 def login(
     ctx: typer.Context,
@@ -83,7 +119,8 @@ def login(
                 f"--phone: {phone!r} is not a phone number; give it with the country code, "
                 "e.g. --phone +39123456789"
             ) from None
-    _, auth_dir = _project(ctx)
+    loaded, auth_dir = _project(ctx)
+    _check_lease(loaded, auth_dir)
     screen = _LoginScreen(sys.stdout.isatty())
     callbacks = LoginCallbacks(
         on_qr=screen.qr, on_pair_code=screen.pair_code, on_paired=screen.paired, on_tick=screen.tick
@@ -245,7 +282,8 @@ def logout(ctx: typer.Context) -> None:
 
     from polpo.channels.whatsapp.session import logout as do_logout
 
-    _, auth_dir = _project(ctx)
+    loaded, auth_dir = _project(ctx)
+    _check_lease(loaded, auth_dir)
     result = asyncio.run(do_logout(auth_dir))
     if result.account is None:
         gone = f" (removed {len(result.removed)} leftover file(s))" if result.removed else ""

@@ -309,3 +309,49 @@ def test_logout_while_serve_holds_the_account_says_so_and_keeps_the_credentials(
     assert r.code == 1
     assert "(polpo serve); stop it first" in r.err
     assert linked_account(auth) is not None
+
+
+async def _hold_lease(project: Path, name: str, holder: str, expires_in: float) -> None:
+    import time
+
+    from polpo.store import Store, leases
+
+    store = await Store.open(f"sqlite:///{project / '.polpo' / 'polpo.db'}")
+    try:
+        got = await leases.acquire(store, name, holder, now=time.time() - 60, ttl=60 + expires_in)
+        assert got is not None
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("command", ["login", "logout"])
+def test_login_and_logout_respect_a_lease_held_on_another_machine(
+    cli: Cli, project: Path, auth: Path, command: str
+) -> None:
+    import asyncio
+
+    make_credentials(auth)
+    asyncio.run(
+        _hold_lease(
+            project, f"whatsapp:{auth.resolve()}", "pid 7 on box2 (polpo serve)", expires_in=60
+        )
+    )
+    r = cli("whatsapp", command)
+    assert r.code == 1
+    assert "WhatsApp is held by pid 7 on box2 (polpo serve)" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert linked_account(auth) is not None  # logout kept the credentials
+
+
+def test_an_expired_lease_does_not_block_logout(cli: Cli, project: Path, auth: Path) -> None:
+    import asyncio
+
+    make_credentials(auth)
+    asyncio.run(
+        _hold_lease(
+            project, f"whatsapp:{auth.resolve()}", "pid 7 on box2 (polpo serve)", expires_in=-1
+        )
+    )
+    r = cli("whatsapp", "logout")
+    assert r.code == 0, r.err
+    assert linked_account(auth) is None
