@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -95,3 +96,20 @@ async def test_release_only_by_the_holder(stores: tuple[Store, Store]) -> None:
 async def test_acquire_rejects_a_non_positive_ttl(stores: tuple[Store, Store]) -> None:
     with pytest.raises(ValueError, match="positive ttl"):
         await leases.acquire(stores[0], NAME, "proc A", now=0.0, ttl=0)
+
+
+async def test_racing_processes_never_both_get_it(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    clock = FakeClock()
+    for round_ in range(5):
+        name = f"race:{round_}"
+        got = await asyncio.gather(
+            *(
+                leases.acquire(store, name, f"proc {i}", now=clock.now(), ttl=TTL)
+                for i, store in enumerate([a, b, a, b])
+            )
+        )
+        winners = {lease.holder for lease in got if lease is not None}
+        assert len(winners) == 1
+        held = await leases.current(a, name)
+        assert held is not None and {held.holder} == winners

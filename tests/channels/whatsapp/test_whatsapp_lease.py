@@ -116,6 +116,9 @@ async def test_a_lost_lease_stops_the_worker(
     assert "workerPid" not in ch.status().extra
     held = await leases.current(mine, ch.lease_name)
     assert held is not None and held.holder == ELSEWHERE  # no fight: still theirs
+    await ch.stop()  # stopping does not give back a lease that is not ours
+    held = await leases.current(mine, ch.lease_name)
+    assert held is not None and held.holder == ELSEWHERE
 
 
 async def test_renewals_keep_the_lease(
