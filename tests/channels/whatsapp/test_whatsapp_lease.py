@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from wa_support import Changes, ManualSleep, RecordingListener
 
+from polpo.channels.whatsapp.account import AccountLock
 from polpo.channels.whatsapp.channel import WhatsAppChannel
 from polpo.clock import FakeClock
 from polpo.store import leases
@@ -99,6 +100,7 @@ async def test_a_lost_lease_stops_the_worker(
     listener: RecordingListener,
     changes: Changes,
     stores: tuple[Store, Store],
+    auth_dir: Path,
 ) -> None:
     mine, theirs = stores
     clock = FakeClock()
@@ -116,6 +118,8 @@ async def test_a_lost_lease_stops_the_worker(
     assert "workerPid" not in ch.status().extra
     held = await leases.current(mine, ch.lease_name)
     assert held is not None and held.holder == ELSEWHERE  # no fight: still theirs
+    with AccountLock(auth_dir, "the new holder"):  # the credentials are free for it
+        pass
     await ch.stop()  # stopping does not give back a lease that is not ours
     held = await leases.current(mine, ch.lease_name)
     assert held is not None and held.holder == ELSEWHERE

@@ -351,6 +351,9 @@ class WhatsAppChannel:
             self._lease_held, self._lease_lost, self._lease_other = True, False, None
             self._renewer = asyncio.create_task(self._renew_lease(), name="whatsapp-lease")
             return True
+        # No worker runs without the lease: leave the credentials to whoever has it
+        # (on this machine, the file lock would otherwise keep the holder out).
+        self._lock.release()
         delay = backoff.next_delay()
         if other is not None:
             self._lease_other = other
