@@ -62,7 +62,6 @@ async def test_an_approval_request_reaches_every_admin_with_short_id_and_buttons
     app: Polpo,
 ) -> None:
     notifier = Notifier(app)
-    await notifier.ensure_table()
     approval = await request_approval(app)
     app.outbox_ready.clear()
 
@@ -95,7 +94,6 @@ def _event_id(row: Any) -> str:
 
 async def test_a_replay_never_enqueues_twice(app: Polpo) -> None:
     notifier = Notifier(app)
-    await notifier.ensure_table()
     await request_approval(app)
     await notifier.process()
     async with app.store.write() as conn:  # as if the cursor had been lost
@@ -110,7 +108,6 @@ async def test_events_while_serve_was_down_are_sent_on_start_unless_stale(
     app = await open_app(root, clock)
     try:
         notifier = Notifier(app)
-        await notifier.ensure_table()
         old = await app.tasks.add("Old", agent="coder")
         await app.tasks.cancel(old.id)
         await notifier.process()  # the cursor is past these
@@ -159,7 +156,6 @@ async def test_rules_route_by_glob_to_given_peers_and_override_the_default(
     )
     try:
         notifier = Notifier(app)
-        await notifier.ensure_table()
         task = await app.tasks.add("Ship", agent="coder")  # task:created → telegram:999 only
         async with app.ctx.tx() as tx:  # task:failed → the rule, not the admins
             await app.tasks.transition(tx, await app.tasks.get(task.id), "failed", error="x")
@@ -187,7 +183,6 @@ async def test_rules_route_by_glob_to_given_peers_and_override_the_default(
 
 async def test_a_disconnected_channel_is_announced_on_the_others(app: Polpo) -> None:
     notifier = Notifier(app)
-    await notifier.ensure_table()
     async with app.ctx.tx() as tx:
         await tx.emit(
             "channel:disconnected",
@@ -201,7 +196,6 @@ async def test_a_disconnected_channel_is_announced_on_the_others(app: Polpo) -> 
 
 async def test_pairing_requests_reach_the_admins_with_the_pair_command(app: Polpo) -> None:
     notifier = Notifier(app)
-    await notifier.ensure_table()
     async with app.ctx.tx() as tx:
         await tx.emit(
             "peer:pairing_requested",
@@ -221,7 +215,6 @@ async def test_pairing_requests_reach_the_admins_with_the_pair_command(app: Polp
 
 async def test_quiet_events_without_a_rule_send_nothing(app: Polpo) -> None:
     notifier = Notifier(app)
-    await notifier.ensure_table()
     await app.tasks.add("Quiet", agent="coder")
     assert await notifier.process() == 0
     assert await outbox_rows(app) == []
@@ -234,7 +227,6 @@ async def test_channels_given_in_code_get_alerts_too(app: Polpo) -> None:
         {"type": "telegram", "gateway": {"admins": ["telegram:42"]}}
     )
     notifier = Notifier(app, channels={"telegram": memory_like})
-    await notifier.ensure_table()
     await request_approval(app)
     await notifier.process()
     assert [r.peer_id for r in await outbox_rows(app)] == ["telegram:42", "whatsapp:39123456789"]
@@ -277,7 +269,6 @@ async def test_add_notifications_registers_one_component(app: Polpo) -> None:
 
 async def test_a_request_answered_before_its_alert_went_out_is_not_announced(app: Polpo) -> None:
     notifier = Notifier(app)
-    await notifier.ensure_table()
     approval = await request_approval(app)
     await app.approvals.approve(approval.id, by="cli")  # decided while serve was down
     assert await notifier.process() == 0

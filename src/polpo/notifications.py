@@ -322,10 +322,6 @@ class Notifier:
         merged.update(given or {})
         return merged
 
-    async def ensure_table(self) -> None:
-        async with self.app.store.write() as conn:
-            await conn.run_sync(lambda c: notification_cursor.create(c, checkfirst=True))
-
     async def process(self) -> int:
         """Enqueue the alerts of every event after the cursor; returns the rows enqueued."""
         total = 0
@@ -398,7 +394,6 @@ class Notifier:
         self._wake.set()
 
     async def start(self) -> None:
-        await self.ensure_table()
         self._unsubscribe = self.app.bus.subscribe("*", self._on_event)
         self._task = asyncio.create_task(self._loop(), name="polpo-notifier")
 

@@ -143,3 +143,32 @@ async def test_short_or_unknown_refs_are_not_found(store: Store) -> None:
         # LIKE wildcards in user input are literal, not patterns
         with pytest.raises(NotFoundError):
             await resolve_id(conn, tasks, "ab%_", "task", "title")
+
+
+async def test_a_v1_database_gains_the_v2_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    """A database written by the first schema opens, upgraded, with nothing lost."""
+    from polpo.store.migrations import _V2_COLUMNS
+
+    store = await Store.open(_url(tmp_path))
+    async with store.write() as conn:
+        await _insert(conn, "aaaabbbbccccdddd", "aaaa")
+        for table, columns in _V2_COLUMNS.items():
+            for name, _ddl in columns:
+                await conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {name}")
+        await conn.exec_driver_sql("DROP TABLE notification_cursor")
+        await conn.execute(sa.update(schema_table).values(version=1))
+    await store.close()
+
+    store = await Store.open(_url(tmp_path))
+    try:
+        async with store.read() as conn:
+            version = (await conn.execute(sa.select(schema_table.c.version))).scalar()
+            outbox_cols = {r[1] for r in await conn.exec_driver_sql("PRAGMA table_info(outbox)")}
+            cursor = await conn.exec_driver_sql("SELECT count(*) FROM notification_cursor")
+            kept = await find_task(conn, "aaaa")
+        assert version == LATEST == 2
+        assert {"owner", "buttons", "parts_sent"} <= outbox_cols
+        assert cursor.scalar() == 0
+        assert kept.id == "aaaabbbbccccdddd"
+    finally:
+        await store.close()

@@ -30,8 +30,35 @@ async def _v1_initial(conn: AsyncConnection) -> None:
     await conn.run_sync(tables.metadata.create_all)
 
 
+#: v2: columns added to v1's tables (``CREATE TABLE`` covers them in a new database)
+_V2_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "inbox": [("owner", "TEXT")],
+    "outbox": [
+        ("buttons", "JSON"),
+        ("parts_sent", "INTEGER NOT NULL DEFAULT 0"),
+        ("owner", "TEXT"),
+    ],
+    "pairing_requests": [("owner", "TEXT")],
+}
+
+
+async def _v2_owners_buttons_cursor(conn: AsyncConnection) -> None:
+    """Outbox buttons and progress, owners (``polpo simulate``), the notifier's cursor."""
+
+    def apply(c: sa.Connection) -> None:
+        inspector = sa.inspect(c)
+        for table, columns in _V2_COLUMNS.items():
+            have = {col["name"] for col in inspector.get_columns(table)}
+            for name, ddl in columns:
+                if name not in have:
+                    c.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}")
+        tables.notification_cursor.create(c, checkfirst=True)
+
+    await conn.run_sync(apply)
+
+
 Step = Callable[[AsyncConnection], Awaitable[None]]
-STEPS: list[Step] = [_v1_initial]
+STEPS: list[Step] = [_v1_initial, _v2_owners_buttons_cursor]
 LATEST = len(STEPS)
 
 
