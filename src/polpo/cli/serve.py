@@ -44,7 +44,7 @@ def serve(
         typer.Option("--log-level", help="debug, info, warning or error."),
     ] = "info",
 ) -> None:
-    """Run Polpo: the HTTP API and dashboard (and the runner and channels, when configured)."""
+    """Run Polpo: the task runner, the WhatsApp/Telegram gateway, alerts, the HTTP API and dashboard."""
     import asyncio
     import logging
 
