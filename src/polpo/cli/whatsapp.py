@@ -46,7 +46,7 @@ def _project(ctx: typer.Context) -> tuple[LoadedConfig | None, Path]:
     return loaded, loaded.resolve(auth)
 
 
-def _check_lease(loaded: LoadedConfig | None, auth_dir: Path) -> None:
+def _check_lease(loaded: LoadedConfig | None, auth_dir: Path, *, linking: bool = False) -> None:
     """Refuse when another process (maybe on another machine) holds the account's
     database lease. Only checks: the file lock is what this command holds."""
     if loaded is None:
@@ -76,10 +76,14 @@ def _check_lease(loaded: LoadedConfig | None, auth_dir: Path) -> None:
     if held is None or held.expired(time.time()) or held.holder.startswith(PROCESS_ID):
         return
     until = time.strftime("%H:%M:%S UTC", time.gmtime(held.expires_at))
-    raise LockHeldError(
-        f"WhatsApp is held by {held.holder} (database lease, until {until} unless renewed); "
-        "stop it first"
-    )
+    what = f"WhatsApp is held by {held.holder} (database lease, until {until} unless renewed)"
+    if linking and "(polpo serve)" in held.holder:
+        # serve shows the QR code itself: say where, rather than only "stop it"
+        raise LockHeldError(
+            f"{what}. polpo serve links the account from its dashboard: open it and scan "
+            "the QR code shown under Channels, or stop polpo serve and run this again"
+        )
+    raise LockHeldError(f"{what}; stop it first")
 
 
 @app.command()
@@ -120,7 +124,7 @@ def login(
                 "e.g. --phone +39123456789"
             ) from None
     loaded, auth_dir = _project(ctx)
-    _check_lease(loaded, auth_dir)
+    _check_lease(loaded, auth_dir, linking=True)
     screen = _LoginScreen(sys.stdout.isatty())
     callbacks = LoginCallbacks(
         on_qr=screen.qr, on_pair_code=screen.pair_code, on_paired=screen.paired, on_tick=screen.tick

@@ -339,6 +339,8 @@ def test_login_and_logout_respect_a_lease_held_on_another_machine(
     r = cli("whatsapp", command)
     assert r.code == 1
     assert "WhatsApp is held by pid 7 on box2 (polpo serve)" in r.err
+    # a serve holding it links from its dashboard: login says where to look
+    assert ("scan the QR code shown under Channels" in r.err) == (command == "login")
     assert len(r.err.strip().splitlines()) == 1
     assert linked_account(auth) is not None  # logout kept the credentials
 
