@@ -66,12 +66,20 @@ class Button:
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """Text ready for the channel (already formatted and split to its limits)."""
+    """Text ready for the channel (already formatted and split to its limits).
+
+    ``message_id`` is the id the outbox assigned this part before sending it
+    (from :meth:`Channel.new_message_id <MintsMessageIds.new_message_id>`).
+    A channel that can choose ids must send with it: after a crash the
+    outbox sends the part again with the same id, and the network drops the
+    copy (WhatsApp). None: the network chooses the id (Telegram).
+    """
 
     chat_id: str
     text: str
     reply_to: str | None = None
     buttons: tuple[Button, ...] = ()
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,30 @@ class ChannelStatus:
     @property
     def connected(self) -> bool:
         return self.state == "connected"
+
+
+class MintsMessageIds(Protocol):
+    """A channel whose sender chooses message ids (WhatsApp) implements this too.
+
+    The outbox asks for each part's id *before* sending and stores it in the
+    transaction that marks the part "sending"; a resend after a crash reuses
+    it, so the recipient sees the message once. Optional: channels without
+    it (Telegram) get ``message_id=None``; see :func:`new_message_id`.
+    """
+
+    def new_message_id(self) -> str | None:
+        """A fresh id for an outbound message, or None when the network chooses ids."""
+        ...
+
+
+def new_message_id(channel: object) -> str | None:
+    """``channel.new_message_id()`` when the channel has it, else None (the network
+    chooses ids). Looked up, not required, so every ``Channel`` stays valid."""
+    mint = getattr(channel, "new_message_id", None)
+    if mint is None:
+        return None
+    found = mint()
+    return str(found) if found is not None else None
 
 
 class ChannelListener(Protocol):

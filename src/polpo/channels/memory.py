@@ -59,8 +59,11 @@ class MemoryChannel:
         max_text_length: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
         on_send: Callable[[OutboundMessage], None] | None = None,
+        mint_ids: bool = False,
     ) -> None:
         self.name = name
+        #: play a network whose sender chooses message ids (WhatsApp): see ``new_message_id``
+        self.mint_ids = mint_ids
         fmt: TextFormat = text_format or (name if name in ("whatsapp", "telegram") else "plain")  # type: ignore[assignment]
         self.text_format: TextFormat = fmt
         self.max_text_length = max_text_length or DEFAULT_MAX_LENGTH[fmt]
@@ -88,6 +91,13 @@ class MemoryChannel:
         self._state = "stopped"
         self._listener = None
 
+    def new_message_id(self) -> str | None:
+        """With ``mint_ids``, an id the outbox assigns before sending (as WhatsApp's
+        sender does); else None: this channel picks the id when it sends."""
+        if not self.mint_ids:
+            return None
+        return f"{self.name}-out-{self._token}-{next(self._ids)}"
+
     async def send(self, message: OutboundMessage) -> SendResult:
         if self._state != "connected":
             raise ChannelError(f"{self.name} is {self._state}", retryable=True)
@@ -95,7 +105,8 @@ class MemoryChannel:
             raise self._fail.pop(0)
         if self.on_send is not None:
             self.on_send(message)
-        sent = SentMessage(message, f"{self.name}-out-{self._token}-{next(self._ids)}")
+        message_id = message.message_id or f"{self.name}-out-{self._token}-{next(self._ids)}"
+        sent = SentMessage(message, message_id)
         self.sent.append(sent)
         async with self._changed:
             self._changed.notify_all()
