@@ -3,16 +3,23 @@ no ``__init__.py`` here, like the Telegram tests)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from wa_support import FAKE_WORKER, Changes, ManualSleep, RecordingListener, make_credentials
+from wa_support import (
+    Changes,
+    ManualSleep,
+    RecordingListener,
+    fake_worker,
+    make_credentials,
+)
 
 from polpo.channels.whatsapp.channel import WhatsAppChannel
-from polpo.clock import FakeClock
+from polpo.channels.whatsapp.process import WorkerOptions
+from polpo.channels.whatsapp.timing import Timing
+from polpo.clock import Clock, FakeClock
 
 
 @pytest.fixture
@@ -38,13 +45,24 @@ async def make_channel(
 ) -> AsyncIterator[Callable[..., WhatsAppChannel]]:
     made: list[WhatsAppChannel] = []
 
-    def factory(scenario: str, **options: Any) -> WhatsAppChannel:
-        options.setdefault("sleep", ManualSleep(changes))
-        options.setdefault("rng", lambda: 1.0)
-        options.setdefault("clock", FakeClock())
-        options.setdefault("stop_timeout", 5.0)
+    def factory(
+        scenario: str,
+        *,
+        sleep: Callable[[float], Any] | None = None,
+        rng: Callable[[], float] | None = None,
+        clock: Clock | None = None,
+        worker: WorkerOptions | None = None,
+        **options: Any,
+    ) -> WhatsAppChannel:
         ch = WhatsAppChannel(
-            auth_dir, worker_command=[sys.executable, str(FAKE_WORKER), scenario], **options
+            auth_dir,
+            worker=fake_worker(scenario, worker),
+            timing=Timing(
+                clock=clock or FakeClock(),
+                sleep=sleep or ManualSleep(changes),
+                rng=rng or (lambda: 1.0),
+            ),
+            **options,
         )
         made.append(ch)
         return ch

@@ -19,7 +19,7 @@ from polpo.channels.whatsapp.account import (
     secure,
     wipe_credentials,
 )
-from polpo.channels.whatsapp.channel import to_jid, valid_jid
+from polpo.channels.whatsapp.outbound import to_jid, valid_jid
 from polpo.errors import LockHeldError
 
 

@@ -17,7 +17,7 @@ import pytest
 from wa_support import FAKE_WORKER, OWN_PHONE, make_credentials
 
 from polpo.channels.whatsapp.account import AccountLock, linked_account
-from polpo.channels.whatsapp.channel import WORKER_ENV
+from polpo.channels.whatsapp.process import WORKER_ENV
 from polpo.cli.main import run
 
 

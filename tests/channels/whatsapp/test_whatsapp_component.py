@@ -49,8 +49,9 @@ async def test_inbound_gateway_makes_the_channel(
     assert isinstance(ch, WhatsAppChannel) and isinstance(ch, Channel)
     assert (ch.name, ch.text_format, ch.max_text_length) == ("whatsapp", "whatsapp", 4000)
     assert ch.auth_dir == tmp_path / ".polpo" / "whatsapp"
-    assert ch._inbound and not ch._bot_tag
-    assert ch._clock is app.clock
+    assert ch.inbound and not ch.worker_options.bot_tag
+    assert ch.timing.clock is app.clock
+    assert ch.ownership.options.store is app.store  # the database lease
     assert [c.name for c in build_channels(app)] == ["whatsapp"]
 
 
@@ -62,7 +63,7 @@ async def test_notification_rule_or_admins_make_a_send_only_channel(
         rules=[{"events": ["task:failed"], "channels": ["wa"]}],
     )
     ch = make_whatsapp_channel(app)
-    assert ch is not None and not ch._inbound and ch._bot_tag
+    assert ch is not None and not ch.inbound and ch.worker_options.bot_tag
     assert ch.auth_dir == Path("/srv/wa")
     app2 = await open_app(
         {"wa": {"type": "whatsapp", "gateway": {"allowFrom": ["+39 123 456 789"]}}}

@@ -4,15 +4,14 @@ stored, policed and answered, replies go back through the worker protocol."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from wa_support import (
-    FAKE_WORKER,
     OWN_PHONE,
     Changes,
     ManualSleep,
     fake_log,
+    fake_worker,
     make_credentials,
     poll_until,
 )
@@ -20,6 +19,7 @@ from wa_support import (
 from polpo.app import Polpo
 from polpo.channels.base import InboundMessage
 from polpo.channels.whatsapp.component import make_whatsapp_channel
+from polpo.channels.whatsapp.timing import Timing
 from polpo.clock import FakeClock
 from polpo.config import load_config
 from polpo.gateway.component import GatewayComponent
@@ -85,8 +85,8 @@ async def test_messages_are_answered_through_the_worker_and_strangers_are_not(
     app = await Polpo.open(load_config(path), clock=clock)
     channel = make_whatsapp_channel(
         app,
-        worker_command=[sys.executable, str(FAKE_WORKER), "messages"],
-        sleep=ManualSleep(Changes()),
+        worker=fake_worker("messages"),
+        timing=Timing(clock=clock, sleep=ManualSleep(Changes())),
     )
     assert channel is not None
     gw = GatewayComponent(app, [channel])

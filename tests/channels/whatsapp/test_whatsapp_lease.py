@@ -14,6 +14,7 @@ from wa_support import Changes, ManualSleep, RecordingListener
 
 from polpo.channels.whatsapp.account import AccountLock
 from polpo.channels.whatsapp.channel import WhatsAppChannel
+from polpo.channels.whatsapp.ownership import OwnershipOptions
 from polpo.clock import FakeClock
 from polpo.store import leases
 from polpo.store.engine import PROCESS_ID, Store
@@ -49,7 +50,7 @@ async def test_a_channel_waits_for_a_lease_held_elsewhere_then_takes_it_over(
     other = await leases.acquire(theirs, "x", ELSEWHERE, now=clock.now(), ttl=60)
     assert other is not None
     sleep = ManualSleep(changes, gated=True)
-    ch = make_channel("ok", store=mine, clock=clock, sleep=sleep)
+    ch = make_channel("ok", ownership=OwnershipOptions(store=mine), clock=clock, sleep=sleep)
     held = await leases.acquire(theirs, ch.lease_name, ELSEWHERE, now=clock.now(), ttl=60)
     assert held is not None
     await ch.start(listener)
@@ -78,11 +79,21 @@ async def test_a_second_channel_on_the_same_database_reports_the_holder(
 ) -> None:
     a, b = stores
     clock = FakeClock()
-    first = make_channel("ok", store=a, clock=clock, sleep=ManualSleep(changes, gated=True))
+    first = make_channel(
+        "ok",
+        ownership=OwnershipOptions(store=a),
+        clock=clock,
+        sleep=ManualSleep(changes, gated=True),
+    )
     await first.start(listener)
     await changes.wait_for(lambda: first.status().state == "connected")
     second_sleep = ManualSleep(changes, gated=True)
-    second = make_channel("ok", store=b, clock=clock, sleep=second_sleep, holder="other serve")
+    second = make_channel(
+        "ok",
+        ownership=OwnershipOptions(store=b, holder="other serve"),
+        clock=clock,
+        sleep=second_sleep,
+    )
     await second.start(RecordingListener(changes))
     await changes.wait_for(lambda: second.status().state == "error")
     assert f"held by {PROCESS_ID} (polpo serve)" in (second.status().detail or "")
@@ -105,7 +116,12 @@ async def test_a_lost_lease_stops_the_worker(
     mine, theirs = stores
     clock = FakeClock()
     sleep = ManualSleep(changes, gated=True)
-    ch = make_channel("ok", store=mine, clock=clock, sleep=sleep, lease_ttl=60, lease_renew=20)
+    ch = make_channel(
+        "ok",
+        ownership=OwnershipOptions(store=mine, lease_ttl=60, lease_renew=20),
+        clock=clock,
+        sleep=sleep,
+    )
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().state == "connected" and len(sleep.delays) == 1)
     assert sleep.delays == [20]  # the renewal waits its interval
@@ -134,7 +150,12 @@ async def test_renewals_keep_the_lease(
     mine, theirs = stores
     clock = FakeClock()
     sleep = ManualSleep(changes, gated=True)
-    ch = make_channel("ok", store=mine, clock=clock, sleep=sleep, lease_ttl=60, lease_renew=20)
+    ch = make_channel(
+        "ok",
+        ownership=OwnershipOptions(store=mine, lease_ttl=60, lease_renew=20),
+        clock=clock,
+        sleep=sleep,
+    )
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().state == "connected" and len(sleep.delays) == 1)
     for n in range(2, 6):  # 80 s: past the first expiry

@@ -15,6 +15,8 @@ from wa_support import Changes, RecordingListener
 from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp.account import linked_account
 from polpo.channels.whatsapp.channel import WhatsAppChannel
+from polpo.channels.whatsapp.process import WorkerOptions
+from polpo.channels.whatsapp.timing import Timing
 
 WORKER = [sys.executable, "-m", "polpo.channels.whatsapp.worker"]
 
@@ -114,7 +116,11 @@ async def test_the_supervisor_retries_the_real_worker_without_leaking_descriptor
         changes.notify()
         await asyncio.sleep(0)
 
-    ch = WhatsAppChannel(auth_dir, worker_command=WORKER, sleep=sleep, rng=lambda: 1.0)
+    ch = WhatsAppChannel(
+        auth_dir,
+        worker=WorkerOptions(command=WORKER),
+        timing=Timing(sleep=sleep, rng=lambda: 1.0),
+    )
     started = time.monotonic()
     await ch.start(listener)
     try:

@@ -4,7 +4,6 @@ API over a real socket)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,14 @@ from typing import Any
 import httpx
 import pytest
 from tests.api.conftest import running_api
-from wa_support import FAKE_WORKER, OWN_PHONE, Changes, ManualSleep, RecordingListener
+from wa_support import OWN_PHONE, Changes, ManualSleep, RecordingListener, fake_worker
 
 from polpo.api.server import ApiServer
 from polpo.app import Polpo
 from polpo.channels.whatsapp.account import AccountLock, lock_holder
-from polpo.channels.whatsapp.channel import QR_EXPIRED, WhatsAppChannel
+from polpo.channels.whatsapp.channel import WhatsAppChannel
+from polpo.channels.whatsapp.login import QR_EXPIRED, LoginOptions
+from polpo.channels.whatsapp.timing import Timing
 from polpo.clock import FakeClock
 from polpo.host import Host
 
@@ -34,13 +35,18 @@ def unlinked(tmp_path: Path) -> Path:
 async def make_unlinked(unlinked: Path, changes: Changes) -> AsyncIterator[Factory]:
     made: list[WhatsAppChannel] = []
 
-    def factory(scenario: str, **options: Any) -> WhatsAppChannel:
-        options.setdefault("sleep", ManualSleep(changes, gated=True))
-        options.setdefault("rng", lambda: 1.0)
-        options.setdefault("clock", FakeClock(1_800_000_000.0))
-        options.setdefault("stop_timeout", 5.0)
+    def factory(
+        scenario: str, *, sleep: ManualSleep | None = None, **options: Any
+    ) -> WhatsAppChannel:
         ch = WhatsAppChannel(
-            unlinked, worker_command=[sys.executable, str(FAKE_WORKER), scenario], **options
+            unlinked,
+            worker=fake_worker(scenario),
+            timing=Timing(
+                clock=FakeClock(1_800_000_000.0),
+                sleep=sleep or ManualSleep(changes, gated=True),
+                rng=lambda: 1.0,
+            ),
+            **options,
         )
         made.append(ch)
         return ch
@@ -108,7 +114,7 @@ async def test_when_the_codes_run_out_it_waits_until_the_dashboard_asks_again(
     app: Polpo, make_unlinked: Factory, listener: RecordingListener, changes: Changes
 ) -> None:
     sleep = ManualSleep(changes, gated=True)
-    ch = make_unlinked("qr_run", sleep=sleep, login_window=180.0)
+    ch = make_unlinked("qr_run", sleep=sleep, login=LoginOptions(window=180.0))
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run1")
     assert sleep.delays == [180.0]  # the login window, on the injected sleep

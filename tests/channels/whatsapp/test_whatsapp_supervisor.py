@@ -15,6 +15,8 @@ from wa_support import OWN_PHONE, Changes, ManualSleep, RecordingListener, fake_
 from polpo.channels.base import InboundMessage, OutboundMessage
 from polpo.channels.whatsapp.account import lock_holder
 from polpo.channels.whatsapp.channel import WhatsAppChannel
+from polpo.channels.whatsapp.outbound import OutboundOptions
+from polpo.channels.whatsapp.process import WorkerOptions
 from polpo.clock import FakeClock
 from polpo.errors import ChannelError
 
@@ -54,9 +56,9 @@ async def test_backoff_has_jitter_and_is_capped_at_a_minute(
     make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
 ) -> None:
     sleep = ManualSleep(changes)
-    # "flaky" fails twice; a worker that never starts fails for ever
-    ch = make_channel("flaky", sleep=sleep, rng=lambda: 0.0)
-    ch._command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    # a worker that exits at once fails for ever
+    never = WorkerOptions(command=[sys.executable, "-c", "import sys; sys.exit(3)"])
+    ch = make_channel("-", sleep=sleep, rng=lambda: 0.0, worker=never)
     await ch.start(listener)
     await changes.wait_for(lambda: len(sleep.delays) >= 9)
     await ch.stop()
@@ -83,7 +85,7 @@ async def test_a_worker_crash_mid_session_fails_the_send_and_the_worker_comes_ba
 async def test_a_worker_that_ignores_stop_is_killed(
     make_channel: Factory, listener: RecordingListener, changes: Changes
 ) -> None:
-    ch = make_channel("hang_on_stop", stop_timeout=0.5)
+    ch = make_channel("hang_on_stop", worker=WorkerOptions(stop_timeout=0.5))
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().state == "connected")
     pid = ch.worker_pids[0]
@@ -138,7 +140,9 @@ async def test_sends_while_down_are_refused_as_retryable_then_flushed_in_order(
     make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
 ) -> None:
     sleep = ManualSleep(changes, gated=True)
-    ch = make_channel("flaky", sleep=sleep, pace_seconds=0)  # pacing has its own test
+    ch = make_channel(
+        "flaky", sleep=sleep, outbound=OutboundOptions(pace_seconds=0)
+    )  # pacing has its own test
     outbox = [OutboundMessage(chat_id=CHAT, text=f"reply {i}") for i in range(1, 4)]
     await ch.start(listener)
     await changes.wait_for(lambda: len(sleep.delays) == 1)  # run 1 failed; waiting to retry
@@ -166,7 +170,7 @@ async def test_sends_to_one_chat_are_paced(
 ) -> None:
     sleep = ManualSleep(changes)
     clock = FakeClock()
-    ch = make_channel("ok", sleep=sleep, clock=clock, pace_seconds=1.5)
+    ch = make_channel("ok", sleep=sleep, clock=clock, outbound=OutboundOptions(pace_seconds=1.5))
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().state == "connected")
     await ch.send(OutboundMessage(chat_id=CHAT, text="one"))
@@ -262,7 +266,7 @@ async def test_the_ai_badge_is_off_unless_configured(
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().state == "connected")
     await ch.stop()
-    tagged = make_channel("ok", bot_tag=True)
+    tagged = make_channel("ok", worker=WorkerOptions(bot_tag=True))
     await tagged.start(listener)
     await changes.wait_for(lambda: tagged.status().state == "connected")
     envs = [e["bot_tag"] for e in fake_log(auth_dir) if e["type"] == "env"]
@@ -328,7 +332,7 @@ async def test_a_worker_silent_after_connect_is_killed_and_replaced(
     make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
 ) -> None:
     sleep = ManualSleep(changes)
-    ch = make_channel("silent", sleep=sleep, connect_timeout=0.3)
+    ch = make_channel("silent", sleep=sleep, worker=WorkerOptions(connect_timeout=0.3))
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().state == "connected")
     assert _runs(auth_dir) == 2 and sleep.delays == [1.0]

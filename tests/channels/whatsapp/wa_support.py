@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from polpo.channels.base import ChannelStatus, InboundMessage
+from polpo.channels.whatsapp.process import WorkerOptions
 
 HERE = Path(__file__).parent
 FAKE_WORKER = HERE / "fake_worker.py"
@@ -111,3 +114,12 @@ def fake_log(auth_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def fake_worker(scenario: str, options: WorkerOptions | None = None) -> WorkerOptions:
+    """``options`` running ``fake_worker.py SCENARIO`` (unless they name another command),
+    stopped within 5 s unless they say otherwise."""
+    base = options or WorkerOptions(stop_timeout=5.0)
+    if base.command is not None:
+        return base
+    return replace(base, command=[sys.executable, str(FAKE_WORKER), scenario])

@@ -9,19 +9,34 @@ send are acknowledged to the worker but not handed to the gateway.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from polpo.channels.whatsapp.channel import WhatsAppChannel
+from polpo.channels.whatsapp.login import LoginOptions
+from polpo.channels.whatsapp.outbound import OutboundOptions
+from polpo.channels.whatsapp.ownership import OwnershipOptions
+from polpo.channels.whatsapp.process import WorkerOptions
+from polpo.channels.whatsapp.timing import Timing
 from polpo.config import WhatsAppChannelConfig
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
 
 
-def make_whatsapp_channel(app: Polpo, **options: Any) -> WhatsAppChannel | None:
+def make_whatsapp_channel(
+    app: Polpo,
+    *,
+    worker: WorkerOptions | None = None,
+    timing: Timing | None = None,
+    login: LoginOptions | None = None,
+    outbound: OutboundOptions | None = None,
+) -> WhatsAppChannel | None:
     """The configured WhatsApp channel, or None when there is none or it would be idle.
 
-    ``options`` go to :class:`WhatsAppChannel` (tests inject the worker, sleep, rng).
+    The options are the channel's own (tests inject the worker and the timing);
+    the config decides the rest: the auth dir, inbound, the AI badge, and the
+    app's store (the database lease: one process per account) and clock.
     """
     found = app.config.channel_of_type("whatsapp")
     if found is None:
@@ -33,11 +48,12 @@ def make_whatsapp_channel(app: Polpo, **options: Any) -> WhatsAppChannel | None:
     routed = any(key in rule.channels for rule in rules)
     if not (config.gateway.enable_inbound or routed or config.admin_peers()):
         return None
-    options.setdefault("clock", app.clock)
-    options.setdefault("store", app.store)  # the database lease: one process per account
     return WhatsAppChannel(
         app.loaded.resolve(config.auth_dir),
         inbound=config.gateway.enable_inbound,
-        bot_tag=config.bot_tag,
-        **options,
+        worker=replace(worker or WorkerOptions(), bot_tag=config.bot_tag),
+        login=login,
+        outbound=outbound,
+        ownership=OwnershipOptions(store=app.store),
+        timing=timing or Timing(clock=app.clock),
     )

@@ -7,8 +7,6 @@ so a login never races a running server for the same credentials.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from polpo.channels.whatsapp.account import (
     secure,
     wipe_credentials,
 )
-from polpo.channels.whatsapp.channel import default_worker_command
+from polpo.channels.whatsapp.process import WorkerOptions, WorkerProcess
 from polpo.errors import ChannelError, LockHeldError, ValidationError
 
 #: how long ``login`` waits for the phone before giving up
@@ -47,72 +45,32 @@ class WorkerSession:
 
     def __init__(self, auth_dir: Path, command: Sequence[str] | None = None) -> None:
         self.auth_dir = auth_dir
-        self.command = [*(command or default_worker_command()), "--auth-dir", str(auth_dir)]
-        self.proc: asyncio.subprocess.Process | None = None
-        self.stderr_tail: list[str] = []
-        self._stderr_task: asyncio.Task[None] | None = None
+        self.options = WorkerOptions(command=command)
+        self.proc: WorkerProcess | None = None
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        return list(self.proc.stderr_tail) if self.proc is not None else []
 
     async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=p.MAX_LINE_BYTES,
-            start_new_session=True,
-            env={**_environ(), "NEONIZE_BOT_TAG": "off", "PYTHONUNBUFFERED": "1"},
-        )
-        self._stderr_task = asyncio.create_task(self._drain())
-
-    async def _drain(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            text = line.decode("utf-8", "replace").rstrip()
-            if text:
-                self.stderr_tail = [*self.stderr_tail[-9:], text]
+        self.proc = await WorkerProcess.spawn(self.auth_dir, self.options)
 
     async def send(self, command: p.Command) -> None:
-        if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:
-            return
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
-            self.proc.stdin.write(p.encode(command).encode())
-            await self.proc.stdin.drain()
+        if self.proc is not None:
+            await self.proc.write(command)
 
     async def next_event(self, within: float) -> p.Event | None:
         """The next event; None when the worker exited. ``TimeoutError`` after ``within`` s."""
-        assert self.proc is not None and self.proc.stdout is not None
-        while True:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), within)
-            if not line:
-                return None
-            try:
-                return p.decode_event(line)
-            except p.ProtocolError:
-                continue
+        assert self.proc is not None
+        return await self.proc.next_event(within)
 
-    async def close(self, stop_timeout: float = 10.0) -> None:
+    async def close(self) -> None:
         proc = self.proc
         if proc is None:
             return
-        if proc.returncode is None:
-            await self.send(p.Stop())
-            with contextlib.suppress(Exception):
-                if proc.stdin is not None:
-                    proc.stdin.close()
-            try:
-                await asyncio.wait_for(proc.wait(), stop_timeout)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-        if self._stderr_task is not None:
-            await asyncio.gather(self._stderr_task, return_exceptions=True)
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
+        if proc.running:
+            await proc.stop()
+        await proc.wait()
 
 
 @dataclass
