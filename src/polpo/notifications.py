@@ -22,7 +22,11 @@ Routing:
 * ``channel:disconnected`` is never sent on the channel that went down.
 
 Texts are Markdown (the dispatcher formats them per channel) with short ids
-and the exact command to answer; approval alerts carry Approve/Reject
+and the exact command to answer. Every string in them that came from a
+stranger or a model (display names, task titles, summaries, errors, reasons)
+is escaped, so it shows as the characters it is: a display name
+``[Tap here](http://evil.example)`` is not a link, ``**URGENT**`` is not bold;
+names are also kept to one line, so they cannot forge lines of the alert; approval alerts carry Approve/Reject
 buttons and ``ref = "approval:<id>"`` (a 👍/👎 reaction to them decides).
 """
 
@@ -39,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from polpo.core.models import Event
+from polpo.gateway.markdown import escape, literal_line
 from polpo.host import cancel_and_wait
 from polpo.peerid import PeerIdError, default_chat_id, display_peer, normalize_peer, split_peer
 from polpo.store import outbox as outbox_store
@@ -157,13 +162,24 @@ def _channel_of(peer_id: str) -> str | None:
 
 
 def _clip(text: str, n: int = MAX_SUMMARY) -> str:
+    """Untrusted text (a summary, an error, feedback), shortened and escaped."""
     text = text.strip()
-    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
+    return escape(text if len(text) <= n else text[: n - 1].rstrip() + "…")
+
+
+def _name(value: Any, limit: int = 80) -> str:
+    """An untrusted name or title: one line, shortened, escaped."""
+    return literal_line(str(value if value is not None else ""), limit)
+
+
+def _id(value: Any) -> str:
+    """A short id inside backticks (ours, but never trusted to hold no backtick)."""
+    return str(value).replace("`", "")
 
 
 def _task_line(p: Mapping[str, Any]) -> str:
-    agent = f" ({p['agent']})" if p.get("agent") else ""
-    return f"`{p.get('shortId')}` {p.get('title', '')}{agent}"
+    agent = f" ({_name(p['agent'])})" if p.get("agent") else ""
+    return f"`{_id(p.get('shortId'))}` {_name(p.get('title', ''))}{agent}"
 
 
 def render(ev: Event) -> Message:
@@ -171,13 +187,13 @@ def render(ev: Event) -> Message:
     p = ev.payload
     t = ev.type
     if t == "approval:requested":
-        short = p.get("shortId")
+        short = _id(p.get("shortId"))
         when = "before it starts" if p.get("hook") == "task:start" else "before its result counts"
         lines = [
             f"✋ **Approval needed** `{short}`",
-            f"Task `{p.get('taskShortId')}` {p.get('taskTitle', '')}"
-            + (f" ({p['agent']})" if p.get("agent") else ""),
-            f"Gate: {p.get('gate')}, {when}",
+            f"Task `{_id(p.get('taskShortId'))}` {_name(p.get('taskTitle', ''))}"
+            + (f" ({_name(p['agent'])})" if p.get("agent") else ""),
+            f"Gate: {_name(p.get('gate'))}, {when}",
         ]
         if p.get("summary"):
             lines += ["", _clip(str(p["summary"]))]
@@ -193,8 +209,11 @@ def render(ev: Event) -> Message:
     if t == "approval:resolved":
         status = p.get("status")
         icon = {"approved": "👍", "rejected": "👎", "expired": "⌛"}.get(str(status), "•")
-        by = f" by {display_peer(str(p['by']))}" if p.get("by") else ""
-        text = f"{icon} Approval `{p.get('shortId')}` {status}{by}: task `{p.get('taskShortId')}` {p.get('taskTitle', '')}"
+        by = f" by {_name(display_peer(str(p['by'])))}" if p.get("by") else ""
+        text = (
+            f"{icon} Approval `{_id(p.get('shortId'))}` {_name(status)}{by}: "
+            f"task `{_id(p.get('taskShortId'))}` {_name(p.get('taskTitle', ''))}"
+        )
         if p.get("feedback"):
             text += f"\nFeedback: {_clip(str(p['feedback']))}"
         return Message(text, ref=f"approval:{p.get('approvalId')}")
@@ -202,7 +221,7 @@ def render(ev: Event) -> Message:
         text = f"❌ **Task failed** {_task_line(p)}"
         if p.get("error"):
             text += f"\n{_clip(str(p['error']))}"
-        text += f"\n\nRetry: `polpo task retry {p.get('shortId')}`"
+        text += f"\n\nRetry: `polpo task retry {_id(p.get('shortId'))}`"
         return Message(text, ref=f"task:{p.get('taskId')}")
     if t.startswith("task:"):
         icon, verb = {
@@ -215,11 +234,11 @@ def render(ev: Event) -> Message:
     if t.startswith("mission:"):
         progress = p.get("progress") or {}
         counts = f" ({progress.get('done', 0)}/{progress.get('total', 0)} tasks done)"
-        name = f"`{p.get('shortId')}` {p.get('name', '')}"
+        name = f"`{_id(p.get('shortId'))}` {_name(p.get('name', ''))}"
         if t == "mission:failed":
             return Message(
                 f"❌ **Mission failed** {name}{counts}\n\n"
-                f"Retry its failed tasks: `polpo mission start {p.get('shortId')}`",
+                f"Retry its failed tasks: `polpo mission start {_id(p.get('shortId'))}`",
                 ref=f"mission:{p.get('missionId')}",
             )
         icon, verb = {
@@ -229,28 +248,29 @@ def render(ev: Event) -> Message:
         }.get(t, ("•", t))
         return Message(f"{icon} {verb} {name}{counts}", ref=f"mission:{p.get('missionId')}")
     if t == "peer:pairing_requested":
-        code = p.get("code")
-        who = str(p.get("displayName") or "someone")
-        peer = str(p.get("peerId") or "")
+        code = _id(p.get("code"))
+        who = _name(p.get("displayName") or "someone", 60)
+        peer = _id(display_peer(str(p.get("peerId") or "")))
         return Message(
-            f"🔑 **Pairing request** from {who} (`{display_peer(peer)}`) on {p.get('channel')}\n\n"
+            f"🔑 **Pairing request** from {who} (`{peer}`) on {_name(p.get('channel'))}\n\n"
             f"Let them in: `/pair {code}`",
             buttons=[{"label": "Approve", "command": f"/pair {code}"}],
             ref=f"pairing:{code}",
         )
     if t == "channel:disconnected":
-        detail = f": {p['detail']}" if p.get("detail") else ""
-        state = p.get("state") or "disconnected"
+        detail = f": {_clip(str(p['detail']), 200)}" if p.get("detail") else ""
+        state = str(p.get("state") or "disconnected")
+        state = state if state.replace("_", "").isalpha() else _name(state)  # ours: logged_out
         return Message(
-            f"⚠️ **Channel {p.get('channel')} {state}**{detail}\n"
+            f"⚠️ **Channel {_name(p.get('channel'))} {state}**{detail}\n"
             "Its messages wait in the outbox until it is back.",
             ref=f"channel:{p.get('channel')}",
         )
     if t == "channel:connected":
         return Message(
-            f"🔌 Channel {p.get('channel')} connected", ref=f"channel:{p.get('channel')}"
+            f"🔌 Channel {_name(p.get('channel'))} connected", ref=f"channel:{p.get('channel')}"
         )
-    return Message(f"• {t}")
+    return Message(f"• {_name(t)}")
 
 
 def alerts_for(config: PolpoConfig, channels: Mapping[str, AlertChannel], ev: Event) -> list[Alert]:

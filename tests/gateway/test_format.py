@@ -32,7 +32,9 @@ from polpo.gateway.format import TextFormat, render, render_parts
         ("> quoted **text**", "> quoted *text*"),
         ("***both***", "*_both_*"),
         ("snake_case_name and 2*3*4", "snake_case_name and 2*3*4"),
-        (r"\*not italic\*", "*not italic*"),
+        # WhatsApp has no escape: literal markers that could format become look-alikes
+        (r"\*not italic\*", "\u2217not italic\u2217"),
+        (r"\_x\_ \~y\~ \`z\`", "\u02cdx\u02cd \u223cy\u223c \u02cbz\u02cb"),
         ("a\n\n\n\nb", "a\n\nb"),
         ("---", "———"),
     ],

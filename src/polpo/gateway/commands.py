@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from polpo.channels.base import Button, ChannelStatus
 from polpo.core.states import TASK_STATUSES
 from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError, ValidationError
+from polpo.gateway.markdown import escape
 from polpo.gateway.singleflight import SingleFlight
 from polpo.peerid import display_peer
 from polpo.services.status import read_status
@@ -124,7 +125,7 @@ def _short(text: str, n: int = 60) -> str:
 
 def md(text: str) -> str:
     """User or agent text shown literally inside Markdown (no accidental bold)."""
-    return re.sub(r"([\\`*_~\[\]<>#|])", r"\\\1", text)
+    return escape(text)
 
 
 def ago(ts: float | None, now: float) -> str:

@@ -4,7 +4,9 @@
 
 * ``whatsapp`` — WhatsApp's own markup: ``*bold*``, ``_italic_``,
   ``~strike~``, ```` `code` ````, ```` ``` ```` blocks, ``> `` quotes;
-  headings become bold lines, links ``text (url)``, bullets ``• ``.
+  headings become bold lines, links ``text (url)``, bullets ``• ``. WhatsApp
+  has no escape character, so a literal marker that could format
+  (an escaped ``*URGENT*`` in the Markdown) becomes a look-alike (∗, ˍ, ∼, ˋ).
 * ``telegram`` — Telegram's HTML (``parse_mode=HTML``): ``<b> <i> <s> <code>
   <pre> <a href> <blockquote>``; every other ``& < >`` is escaped, so any
   text gives valid HTML, and every part is balanced on its own.
@@ -185,6 +187,8 @@ class _Renderer:
                 yield from self.styled(node.style, node.children, active)
             elif isinstance(node, Link):
                 yield from self.link(node, active)
+            elif self.fmt == "whatsapp":
+                yield Text(whatsapp_literal(node.text))
             else:
                 yield Text(node.text)
 
@@ -220,6 +224,28 @@ class _Renderer:
         yield from self.inlines(link.children, active)
         if label.strip() != link.url:
             yield Text(f" ({link.url})")
+
+
+#: WhatsApp markers → look-alikes that no WhatsApp client formats.
+_WHATSAPP_LOOKALIKE = {"*": "\u2217", "_": "\u02cd", "~": "\u223c", "`": "\u02cb"}
+_WHATSAPP_MARKER = re.compile(r"[*_~`]")
+
+
+def whatsapp_literal(text: str) -> str:
+    """Literal text for WhatsApp, which has no escape character: a marker that could
+    open or close markup (one at a word boundary) becomes a look-alike, so a name
+    like ``*URGENT*`` or ``_x_`` shows as written instead of bold or italic.
+    Markers inside words (``snake_case``, ``2*3``) never format and are kept."""
+    if _WHATSAPP_MARKER.search(text) is None:
+        return text
+    out = list(text)
+    last = len(text) - 1
+    for m in _WHATSAPP_MARKER.finditer(text):
+        i = m.start()
+        inside = 0 < i < last and text[i - 1].isalnum() and text[i + 1].isalnum()
+        if not inside:
+            out[i] = _WHATSAPP_LOOKALIKE[text[i]]
+    return "".join(out)
 
 
 _MARKUP: dict[str, dict[Style, Open]] = {

@@ -25,6 +25,27 @@ Style = Literal["bold", "italic", "strike"]
 MAX_DEPTH = 6
 
 
+# -- writing literal text ------------------------------------------------------------
+
+_SPECIAL = re.compile(r"([\\`*_~\[\]<>#|])")
+
+
+def escape(text: str) -> str:
+    """``text`` shown literally inside Markdown: whatever it holds (``**``, ``[x](url)``,
+    a backtick fence), it never becomes markup or a link. For every string that came
+    from a stranger or a model (display names, task titles, reasons)."""
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def literal_line(text: str, limit: int = 60) -> str:
+    """:func:`escape` of ``text`` on one line (runs of whitespace, newlines included,
+    become one space), clipped to ``limit`` characters: a name cannot forge lines."""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return escape(text)
+
+
 # -- the tree -----------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from polpo.gateway.markdown import literal_line
 from polpo.gateway.writes import SyncTx
 from polpo.store.tables import pairing_requests
 
@@ -44,8 +45,8 @@ def new_code() -> str:
 
 
 def pairing_reply(code: str, display_name: str | None) -> str:
-    name = f" {display_name.strip()}" if display_name and display_name.strip() else ""
-    return PAIRING_REPLY.format(code=code, name=name[:60])
+    name = f" {literal_line(display_name, 60)}" if display_name and display_name.strip() else ""
+    return PAIRING_REPLY.format(code=code, name=name)
 
 
 def request_pairing(
