@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-MessageKind = Literal["text", "edit", "reaction", "media", "unsupported"]
+MessageKind = Literal["text", "edit", "reaction", "media", "unsupported", "undecryptable"]
 TextFormat = Literal["whatsapp", "telegram", "plain"]
 
 
@@ -94,7 +94,9 @@ class ChannelStatus:
     """Connection state as ``/status``, ``polpo whatsapp status`` and the API show it.
 
     ``state`` is one of: stopped, starting, connecting, waiting_for_login,
-    connected, disconnected, logged_out, replaced, error.
+    connected, degraded (connected, but the network stopped answering
+    keepalives: sends are still attempted), disconnected, logged_out,
+    replaced, error.
     """
 
     channel: str
@@ -105,7 +107,8 @@ class ChannelStatus:
 
     @property
     def connected(self) -> bool:
-        return self.state == "connected"
+        """Sends may go out: connected, or degraded (still connected as far as anyone knows)."""
+        return self.state in ("connected", "degraded")
 
 
 class MintsMessageIds(Protocol):

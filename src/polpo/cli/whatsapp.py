@@ -127,7 +127,11 @@ def login(
     _check_lease(loaded, auth_dir, linking=True)
     screen = _LoginScreen(sys.stdout.isatty())
     callbacks = LoginCallbacks(
-        on_qr=screen.qr, on_pair_code=screen.pair_code, on_paired=screen.paired, on_tick=screen.tick
+        on_qr=screen.qr,
+        on_pair_code=screen.pair_code,
+        on_paired=screen.paired,
+        on_tick=screen.tick,
+        on_notice=screen.notice,
     )
     account = asyncio.run(
         do_login(auth_dir, phone=number, force=force, give_up_after=timeout, callbacks=callbacks)
@@ -180,6 +184,10 @@ class _LoginScreen:
         sys.stdout.write(
             f"Phone +{phone} accepted the link; finishing (WhatsApp restarts the connection once)…\n"
         )
+        sys.stdout.flush()
+
+    def notice(self, line: str) -> None:
+        sys.stdout.write(f"{line}\n")
         sys.stdout.flush()
 
     def done(self) -> None:

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MEDIA_REPLY = "I can only read text for now. Please type your message."
+#: a message the channel received but could not decrypt (WhatsApp, often right after relinking)
+UNREADABLE_REPLY = "I couldn't read your last message — please send it again."
 SLOW_DOWN_REPLY = (
     "You're sending messages faster than I can take them. "
     "Please slow down; I'll answer again in a minute."
@@ -500,6 +502,8 @@ class Gateway:
             outcome = f"reaction: {command}"
         elif msg.kind == "media":
             reply, outcome = commands.CommandReply(MEDIA_REPLY), "media: told text only"
+        elif msg.kind == "undecryptable":
+            reply, outcome = commands.CommandReply(UNREADABLE_REPLY), "unreadable: asked again"
         elif (parsed := commands.parse_command(msg.text)) is not None:
             text = "/help" if parsed[0] == "start" else msg.text
             reply = await commands.dispatch(ctx, text)
@@ -847,7 +851,7 @@ def precheck(msg: InboundMessage, gw: GatewayConfig | None) -> str | None:
             return "self-chat off"
     elif msg.is_from_me:
         return "from me"
-    if msg.kind not in ("text", "edit", "reaction", "media"):
+    if msg.kind not in ("text", "edit", "reaction", "media", "undecryptable"):
         return "unsupported message type"
     if msg.kind == "reaction" and not msg.reaction:
         return "reaction removed"

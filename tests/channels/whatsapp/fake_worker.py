@@ -22,6 +22,12 @@ Scenarios:
   qr_run       like qr_forever, the code naming the run (``2@run<n>``); without
                any QR when DIR/fake_no_qr exists (a worker that gets none)
   silent       runs 1: never answers connect (a hung engine); later runs connect
+  keepalive    connects, then degraded (missed keepalives); answers send_text, then says
+               restored
+  login_silent run 1: a QR code, then linked (credentials written), then silent (the
+               reconnect after linking failed); run 2 connects
+  outdated     a QR code, then WhatsApp refuses this client as outdated (exit 4)
+  multidevice  a QR code, then "scanned without multidevice" (the worker goes on)
 
 Every scenario answers logout with logged_out.
 """
@@ -84,6 +90,31 @@ def main() -> int:
             continue
         if isinstance(command, p.Connect) and scenario == "silent" and run == 1:
             continue
+        if isinstance(command, p.Connect) and scenario == "login_silent" and run == 1:
+            emit(p.Qr(code="2@only-code", seconds=60))
+            make_credentials(auth_dir)
+            emit(p.Paired(phone="39000000001", jid="39000000001:7@s.whatsapp.net"))
+            continue
+        if isinstance(command, p.Connect) and scenario == "outdated":
+            emit(p.Qr(code="2@old", seconds=60))
+            emit(
+                p.Error(
+                    message="WhatsApp says this client is outdated: upgrade neonize",
+                    code="client_outdated",
+                    retryable=False,
+                    fatal=True,
+                )
+            )
+            return 4
+        if isinstance(command, p.Connect) and scenario == "multidevice":
+            emit(p.Qr(code="2@scan-me", seconds=60))
+            emit(
+                p.Error(
+                    message="the phone that scanned the code cannot link devices",
+                    code="scanned_without_multidevice",
+                )
+            )
+            continue
         if isinstance(command, p.Connect) and scenario == "qr_run":
             if (auth_dir / "fake_no_qr").exists():
                 emit(
@@ -130,6 +161,8 @@ def main() -> int:
                 return 0
             if scenario == "messages" and messages:
                 emit(p.MessageReceived(message=messages.pop(0)))
+            if scenario == "keepalive":
+                emit(p.Degraded(reason="WhatsApp missed 1 keepalive ping(s) since 12:00:00"))
         elif isinstance(command, p.Ack):
             if messages:
                 emit(p.MessageReceived(message=messages.pop(0)))
@@ -138,6 +171,8 @@ def main() -> int:
                 os._exit(1)
             sent += 1
             emit(p.Sent(ref=command.ref, message_id=f"M{run}-{sent}", timestamp=time.time()))
+            if scenario == "keepalive":
+                emit(p.Restored())
         elif isinstance(command, p.Stop):
             if scenario == "hang_on_stop":
                 while True:

@@ -357,3 +357,44 @@ def test_an_expired_lease_does_not_block_logout(cli: Cli, project: Path, auth: P
     r = cli("whatsapp", "logout")
     assert r.code == 0, r.err
     assert linked_account(auth) is None
+
+
+def test_login_with_an_outdated_client_ends_with_one_line(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake(monkeypatch, "outdated")
+    r = cli("whatsapp", "login")
+    assert r.code == 1
+    assert r.err.strip() == "Error: WhatsApp says this client is outdated: upgrade neonize"
+
+
+async def test_login_tells_of_a_phone_without_multidevice_and_restarts_a_quiet_worker(
+    auth: Path,
+) -> None:
+    from polpo.channels.whatsapp.session import LoginCallbacks, LoginError, login
+
+    notices: list[str] = []
+    callbacks = LoginCallbacks(
+        on_qr=lambda _c, _s: None,
+        on_pair_code=lambda _c: None,
+        on_paired=lambda _p: None,
+        on_notice=notices.append,
+    )
+    with pytest.raises(LoginError):
+        await login(
+            auth,
+            give_up_after=1.0,
+            callbacks=callbacks,
+            worker_command=[sys.executable, str(FAKE_WORKER), "multidevice"],
+        )
+    assert notices == ["the phone that scanned the code cannot link devices"]
+    # linked, then the reconnect WhatsApp asks for failed silently: run 2 connects
+    (auth / "fake_runs").unlink()
+    account = await login(
+        auth,
+        callbacks=callbacks,
+        worker_command=[sys.executable, str(FAKE_WORKER), "login_silent"],
+        connect_after_link=1.0,
+    )
+    assert account.phone == OWN_PHONE
+    assert (auth / "fake_runs").read_text() == "2"

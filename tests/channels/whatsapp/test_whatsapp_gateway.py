@@ -23,6 +23,7 @@ from polpo.channels.whatsapp.timing import Timing
 from polpo.clock import FakeClock
 from polpo.config import load_config
 from polpo.gateway.component import GatewayComponent
+from polpo.gateway.pipeline import UNREADABLE_REPLY
 
 FRIEND = "39123456789"
 STRANGER = "39999999999"
@@ -79,6 +80,8 @@ async def test_messages_are_answered_through_the_worker_and_strangers_are_not(
         _msg(2, STRANGER, "/help", now),
         _msg(3, OWN_PHONE, "/help", now, is_from_me=True, is_self_chat=True),
         _msg(4, FRIEND, "/help", now - 3 * 3600),  # sent while we were away, too old
+        _msg(5, FRIEND, "", now, kind="undecryptable"),
+        _msg(6, STRANGER, "", now, kind="undecryptable"),
     ]
     (auth / "fake_messages.json").write_text(json.dumps(messages))
 
@@ -92,19 +95,23 @@ async def test_messages_are_answered_through_the_worker_and_strangers_are_not(
     gw = GatewayComponent(app, [channel])
     await gw.start()
     try:
-        await poll_until(lambda: sum(e["type"] == "ack" for e in fake_log(auth)) == 4)
+        await poll_until(lambda: sum(e["type"] == "ack" for e in fake_log(auth)) == 6)
         await gw.settle()
-        await poll_until(lambda: sum(e["type"] == "send_text" for e in fake_log(auth)) >= 2)
+        await poll_until(lambda: sum(e["type"] == "send_text" for e in fake_log(auth)) >= 3)
         await poll_until(lambda: sum(e["type"] == "mark_read" for e in fake_log(auth)) >= 2)
     finally:
         await gw.stop()
         await app.close()
     log = fake_log(auth)
     sends = [e for e in log if e["type"] == "send_text"]
-    assert sorted(e["chat"] for e in sends) == [
+    helps = [e for e in sends if "/status" in e["text"]]  # the help text
+    assert sorted(e["chat"] for e in helps) == [
         f"{OWN_PHONE}@s.whatsapp.net",  # the owner's self-chat is the console
         f"{FRIEND}@s.whatsapp.net",
     ]
-    assert all("/status" in e["text"] for e in sends)  # the help text
+    # a message WhatsApp could not decrypt: the friend is asked to send it again
+    unreadable = [e["chat"] for e in sends if e["text"] == UNREADABLE_REPLY]
+    assert unreadable == [f"{FRIEND}@s.whatsapp.net"]  # not the stranger
+    assert len(sends) == 3
     reads = sorted(tuple(e["message_ids"]) for e in log if e["type"] == "mark_read")
     assert reads == [("3EB00001",), ("3EB00003",)]  # not the stranger's, not the stale one

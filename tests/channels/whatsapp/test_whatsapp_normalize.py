@@ -315,6 +315,31 @@ def test_self_chat_by_number_and_by_lid() -> None:
     assert m is not None and m.is_self_chat and m.peer == OWN.phone and m.lid == OWN.lid
 
 
+def test_a_lid_addressed_self_chat_is_recognised_through_the_recipients_other_address() -> None:
+    # the own LID is not known yet (an old device store), but the owner wrote to
+    # a LID chat whose other address (RecipientAlt) is the owner's own number
+    own = OwnAccount(phone=OWN.phone, lid=None)
+    me_lid = jid("900000000000009", "lid")
+    m = normalize(
+        ev(
+            text("/status"),
+            chat=me_lid,
+            sender=me_lid,
+            from_me=True,
+            RecipientAlt=jid(own.phone or ""),
+        ),
+        own=own,
+    )
+    assert m is not None and m.is_self_chat and m.peer == OWN.phone
+    assert m.lid == "900000000000009"  # the gateway can merge the two addresses
+    # the owner writing to someone else's LID chat is not a self-chat
+    other = jid(ALICE_LID, "lid")
+    m = normalize(
+        ev(text("hi"), chat=other, sender=me_lid, from_me=True, RecipientAlt=jid(ALICE)), own=own
+    )
+    assert m is None or not m.is_self_chat
+
+
 def test_the_gateways_own_sent_messages_never_come_back_as_input() -> None:
     me = jid(OWN.phone or "")
     echoed = ev(text("Here is the status…"), id="3EB0SENT", chat=me, from_me=True)

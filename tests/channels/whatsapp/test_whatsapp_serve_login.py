@@ -18,6 +18,7 @@ from polpo.app import Polpo
 from polpo.channels.whatsapp.account import AccountLock, lock_holder
 from polpo.channels.whatsapp.channel import WhatsAppChannel
 from polpo.channels.whatsapp.login import QR_EXPIRED, LoginOptions
+from polpo.channels.whatsapp.process import WorkerOptions
 from polpo.channels.whatsapp.timing import Timing
 from polpo.clock import FakeClock
 from polpo.host import Host
@@ -36,11 +37,15 @@ async def make_unlinked(unlinked: Path, changes: Changes) -> AsyncIterator[Facto
     made: list[WhatsAppChannel] = []
 
     def factory(
-        scenario: str, *, sleep: ManualSleep | None = None, **options: Any
+        scenario: str,
+        *,
+        sleep: ManualSleep | None = None,
+        worker: WorkerOptions | None = None,
+        **options: Any,
     ) -> WhatsAppChannel:
         ch = WhatsAppChannel(
             unlinked,
-            worker=fake_worker(scenario),
+            worker=worker or fake_worker(scenario),
             timing=Timing(
                 clock=FakeClock(1_800_000_000.0),
                 sleep=sleep or ManualSleep(changes, gated=True),
@@ -202,3 +207,44 @@ async def test_restarting_the_channel_shows_new_codes_after_they_expired(
     await ch.stop()
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run2")
+
+
+async def test_a_worker_silent_after_linking_is_restarted_with_the_new_credentials(
+    make_unlinked: Factory, listener: RecordingListener, changes: Changes, unlinked: Path
+) -> None:
+    # whatsmeow does not retry a failed reconnect after linking (the 515 restart)
+    ch = make_unlinked(
+        "login_silent", sleep=ManualSleep(changes), worker=fake_worker("login_silent", _quick())
+    )
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().state == "connected", within=20)
+    assert int((unlinked / "fake_runs").read_text()) == 2
+    assert ch.status().account == OWN_PHONE
+    details = [s.detail or "" for s in listener.statuses]
+    assert f"linked to +{OWN_PHONE}; connecting" in details
+
+
+def _quick() -> WorkerOptions:
+    # 2 s: long enough for a loaded machine to start the next (talking) fake worker
+    return WorkerOptions(stop_timeout=5.0, connect_timeout=2.0)
+
+
+async def test_an_outdated_client_says_so_and_stops(
+    make_unlinked: Factory, listener: RecordingListener, changes: Changes
+) -> None:
+    ch = make_unlinked("outdated", sleep=ManualSleep(changes))
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().state == "error")
+    assert ch.status().detail == "WhatsApp says this client is outdated: upgrade neonize"
+    assert len(ch.worker_pids) == 1  # not retried
+
+
+async def test_a_phone_without_multidevice_is_told_beside_the_qr(
+    make_unlinked: Factory, listener: RecordingListener, changes: Changes
+) -> None:
+    ch = make_unlinked("multidevice")
+    await ch.start(listener)
+    await changes.wait_for(lambda: "cannot link devices" in (ch.status().detail or ""))
+    st = ch.status()
+    assert st.state == "waiting_for_login" and st.extra["qr"] == "2@scan-me"
+    assert any("cannot link devices" in (s.detail or "") for s in listener.statuses)

@@ -17,18 +17,23 @@ from neonize.proto.Neonize_pb2 import (
     ConnectFailure,
     ConnectFailureReason,
     Device,
+    KeepAliveRestored,
+    KeepAliveTimeout,
     LoggedOut,
     MessageInfo,
     MessageSource,
     PairStatus,
     Receipt,
     SendResponse,
+    StreamError,
+    UndecryptableMessage,
 )
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
 from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp import worker as w
+from polpo.gateway.pipeline import UNREADABLE_REPLY
 
 
 class Exited(Exception):
@@ -41,6 +46,7 @@ class StubClient:
         self.sent: list[tuple[Any, Any]] = []
         self.fail_send: str | None = None
         self.disconnected = False
+        self.presences: list[str] = []
 
     def get_me(self) -> Device:
         return Device(
@@ -57,6 +63,9 @@ class StubClient:
             raise RuntimeError(self.fail_send)
         self.sent.append((to, message))
         return SendResponse(ID="3EB0SENT1", Timestamp=1_800_000_000_000)
+
+    def send_presence(self, presence: Any) -> None:
+        self.presences.append(presence.value.decode())
 
     def disconnect(self) -> None:
         self.disconnected = True
@@ -221,3 +230,146 @@ def test_bad_command_lines_are_answered_and_the_worker_goes_on(worker: w.Worker)
     first = events(worker)[0]
     assert isinstance(first, p.Error) and first.code == "bad_command"
     assert 'command "typing" is missing "chat"' in first.message
+
+
+# -- connection truth ---------------------------------------------------------------------
+
+
+def test_a_missed_keepalive_is_degraded_and_its_recovery_restores(worker: w.Worker) -> None:
+    worker.on_keepalive_timeout(
+        worker.client, KeepAliveTimeout(ErrorCount=2, LastSuccess=1_800_000_000)
+    )
+    worker.on_keepalive_restored(worker.client, KeepAliveRestored())
+    degraded, restored = events(worker)
+    assert isinstance(degraded, p.Degraded) and "missed 2 keepalive" in degraded.reason
+    assert restored == p.Restored()  # not "disconnected": sends go on meanwhile
+
+
+def test_presence_available_after_each_connect_and_unavailable_on_a_clean_stop(
+    worker: w.Worker,
+) -> None:
+    worker.on_connected(worker.client, None)
+    worker.on_disconnected(worker.client, None)
+    worker.on_connected(worker.client, None)
+    with pytest.raises(Exited) as info:
+        worker.stop(0)
+    assert info.value.code == 0
+    assert worker.client.presences == ["available", "available", "unavailable"]
+
+
+def test_no_goodbye_presence_when_logged_out_or_replaced(worker: w.Worker) -> None:
+    worker.on_connected(worker.client, None)
+    with pytest.raises(Exited):
+        worker.on_replaced(worker.client, None)
+    assert worker.client.presences == ["available"]
+
+
+def test_an_unknown_stream_error_ends_the_worker_for_a_restart(worker: w.Worker) -> None:
+    with pytest.raises(Exited) as info:
+        worker.on_stream_error(worker.client, StreamError(Code="999"))
+    assert info.value.code == w.EXIT_TRANSIENT
+    (error,) = events(worker)
+    assert isinstance(error, p.Error) and error.fatal and error.retryable
+    assert error.message == "WhatsApp stream error 999; restarting"
+
+
+def test_the_own_account_is_known_from_the_device_store_before_connected(
+    tmp_path: Path,
+) -> None:
+    from wa_support import make_credentials
+
+    auth = tmp_path / "wa"
+    make_credentials(auth, phone="39000000001", lid="900001")
+    out = io.StringIO()
+    wk = w.Worker(auth, w.Output(out, on_gone=lambda: None))
+    wk.client = StubClient()
+    wk.pending_acks = _AutoAck()  # type: ignore[assignment]
+    # offline catch-up: the owner's LID-addressed self-chat, before any Connected
+    me = JID(User="900001", Server="lid", Device=3)
+    wk.on_message(
+        wk.client,
+        MessageEv(
+            Info=MessageInfo(
+                ID="3EB0SELF", MessageSource=MessageSource(Chat=me, Sender=me, IsFromMe=True)
+            ),
+            Message=Message(conversation="/status"),
+        ),
+    )
+    (received,) = [p.decode_event(line) for line in out.getvalue().splitlines()]
+    assert isinstance(received, p.MessageReceived)
+    m = received.inbound()
+    assert m.is_self_chat and m.peer == "39000000001" and m.lid == "900001"
+
+
+class _AutoAck(dict[str, threading.Event]):
+    """pending_acks whose entries are acked as soon as they are made (no parent here)."""
+
+    def __setitem__(self, key: str, waiter: threading.Event) -> None:
+        waiter.set()
+        super().__setitem__(key, waiter)
+
+
+def test_qr_login_end_states_are_one_clear_line(worker: w.Worker) -> None:
+    worker.on_login_status("success")
+    worker.on_login_status("err-scanned-without-multidevice")
+    with pytest.raises(Exited) as ran_out:
+        worker.on_login_status("timeout")
+    with pytest.raises(Exited) as outdated:
+        worker.on_login_status("err-client-outdated")
+    assert (ran_out.value.code, outdated.value.code) == (w.EXIT_TRANSIENT, w.EXIT_FATAL)
+    multidevice, timeout, old = events(worker)
+    assert isinstance(multidevice, p.Error) and not multidevice.fatal
+    assert multidevice.code == "scanned_without_multidevice"
+    assert "update WhatsApp on the phone" in multidevice.message
+    assert isinstance(timeout, p.Error) and timeout.fatal and timeout.code == "qr_timeout"
+    assert isinstance(old, p.Error) and not old.retryable and "upgrade neonize" in old.message
+
+
+def test_neonizes_login_status_seam_reaches_the_worker(tmp_path: Path) -> None:
+    """neonize only prints the QR channel's end state from ``__onLoginStatus``;
+    ``make_client`` overrides it. If an upgrade renames it, this fails."""
+    import inspect
+
+    from neonize.client import NewClient
+
+    assert "self.__onLoginStatus" in inspect.getsource(NewClient.connect_with_proxy)
+    seen: list[str] = []
+    client = w.make_client(tmp_path / "neonize.db", seen.append)
+    client._NewClient__onLoginStatus(b"polpo", b"err-client-outdated")
+    assert seen == ["err-client-outdated"]
+
+
+def _undecryptable(
+    sender: str = "39123456789", *, id: str = "3EB0BAD", **fields: Any
+) -> UndecryptableMessage:
+    jid = JID(User=sender, Server="s.whatsapp.net")
+    return UndecryptableMessage(
+        Info=MessageInfo(
+            ID=id, Timestamp=1_800_000_000_000, MessageSource=MessageSource(Chat=jid, Sender=jid)
+        ),
+        **fields,
+    )
+
+
+def test_an_undecryptable_message_is_handed_on_once_per_sender(worker: w.Worker) -> None:
+    worker.pending_acks = _AutoAck()  # type: ignore[assignment]
+    worker.on_undecryptable(worker.client, _undecryptable(id="X1"))
+    worker.on_undecryptable(worker.client, _undecryptable(id="X2"))  # still unreadable: once
+    hidden = UndecryptableMessage.DECRYPT_FAIL_HIDE
+    worker.on_undecryptable(worker.client, _undecryptable("39555", DecryptFailMode=hidden))
+    worker.on_undecryptable(worker.client, _undecryptable("39666", IsUnavailable=True))
+    sender = JID(User="39123456789", Server="s.whatsapp.net")
+    readable = MessageEv(
+        Info=MessageInfo(ID="OK1", MessageSource=MessageSource(Chat=sender, Sender=sender)),
+        Message=Message(conversation="hi"),
+    )
+    worker.on_message(worker.client, readable)
+    worker.on_undecryptable(worker.client, _undecryptable(id="X3"))  # a new failure: told again
+    got = [e.inbound() for e in events(worker) if isinstance(e, p.MessageReceived)]
+    assert [(m.message_id, m.kind) for m in got] == [
+        ("X1", "undecryptable"),
+        ("OK1", "text"),
+        ("X3", "undecryptable"),
+    ]
+    assert got[0].peer == "39123456789" and got[0].text == ""
+    assert "send it again" in UNREADABLE_REPLY

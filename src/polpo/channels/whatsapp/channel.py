@@ -84,8 +84,8 @@ class WorkerRun:
         self.qr_count = 0
         #: the login window passed with nobody linking
         self.expired = False
-        #: the worker said something about the connection (so it is not hung)
-        self.heard = False
+        #: (monotonic) when a silent worker counts as hung; None: it is talking
+        self.answer_by: float | None = None
         self.error: p.Error | None = None
 
 
@@ -126,7 +126,7 @@ class WhatsAppChannel:
             self.timing,
             write=self._write,
             ready=self._require_connected,
-            connected=lambda: self._state == "connected",
+            connected=lambda: self._state in ("connected", "degraded"),
         )
         self.login = LoginState()
 
@@ -373,16 +373,20 @@ class WhatsAppChannel:
         connect_timeout = self.worker_options.connect_timeout
         try:
             await proc.write(p.Connect())
-            connect_by = time.monotonic() + connect_timeout
+            run.answer_by = time.monotonic() + connect_timeout
             while True:
-                # Until the worker says anything about the connection, a silent
-                # worker is a hung one: killed after connect_timeout, then retried.
-                wait = None if run.heard else max(0.0, connect_by - time.monotonic())
+                # Until the worker says anything about the connection (or, once a
+                # phone linked, until it connects), a silent worker is a hung
+                # one: killed after connect_timeout, then started again.
+                by = run.answer_by
+                wait = None if by is None else max(0.0, by - time.monotonic())
                 try:
                     event = await proc.next_event(wait)
                 except TimeoutError:
                     self._detail = (
                         f"no answer from the WhatsApp worker within {connect_timeout:g} s"
+                        if not run.paired
+                        else f"linked, but not connected within {connect_timeout:g} s"
                     )
                     run.error = p.Error(message=self._detail)
                     log.warning("whatsapp: %s; killing it (pid %s)", self._detail, proc.pid)
@@ -421,7 +425,7 @@ class WhatsAppChannel:
         self, event: p.Event, run: WorkerRun, inbox: asyncio.Queue[InboundMessage | None]
     ) -> None:
         if isinstance(event, p.Connected | p.Qr | p.PairCode | p.LoggedOut | p.Replaced | p.Error):
-            run.heard = True
+            run.answer_by = None  # the worker is alive and talking
         if isinstance(event, p.MessageReceived):
             await inbox.put(event.inbound())
         elif isinstance(event, p.Sent):
@@ -438,12 +442,18 @@ class WhatsAppChannel:
                 log.info("whatsapp: while linking: %s", event.reason)
                 return
             await self._set_state("disconnected", event.reason or "connection lost; reconnecting")
+        elif isinstance(event, p.Degraded):
+            if self._state in ("connected", "degraded"):
+                await self._set_state("degraded", event.reason or "WhatsApp is slow to answer")
+        elif isinstance(event, p.Restored):
+            if self._state == "degraded":
+                await self._set_state("connected")
         elif isinstance(event, p.LoggedOut):
             run.outcome = Outcome.LOGGED_OUT
         elif isinstance(event, p.Replaced):
             run.outcome = Outcome.REPLACED
         elif isinstance(event, p.Error):
-            self._on_error(event, run)
+            await self._on_error(event, run)
         elif isinstance(event, p.Qr):
             run.qr_count += 1
             self.login.show_qr(event.code, self.timing.clock.now() + event.seconds)
@@ -457,18 +467,25 @@ class WhatsAppChannel:
             self.login.show_pair_code(event.code)
             await self._set_state("waiting_for_login", f"enter the code {event.code} on the phone")
         elif isinstance(event, p.Paired):
+            # WhatsApp now restarts the connection (the "515" stream error); if
+            # whatsmeow's reconnect fails it does not retry and the worker goes
+            # quiet: give it connect_timeout to connect, then start it again.
             run.paired = True
+            run.answer_by = time.monotonic() + self.worker_options.connect_timeout
             self._account = event.phone or self._account
             self.login.done()
         elif isinstance(event, p.Receipt):
             log.debug("whatsapp: %s receipt for %s", event.kind, event.message_ids)
 
-    def _on_error(self, event: p.Error, run: WorkerRun) -> None:
+    async def _on_error(self, event: p.Error, run: WorkerRun) -> None:
         if event.ref:
             self.outbound.on_failed(event)
             return
         if not event.fatal:  # the worker goes on; the connection state is unchanged
             log.info("whatsapp: the worker reported: %s", event.message)
+            if run.login and self._state == "waiting_for_login":
+                # e.g. scanned by a phone that cannot link devices: say so where the QR is
+                await self._set_state("waiting_for_login", event.message, force=True)
             return
         run.error = event
         self._detail = event.message
@@ -521,7 +538,7 @@ class WhatsAppChannel:
         await self.outbound.mark_read(message)
 
     def _require_connected(self) -> None:
-        if self._state != "connected" or self._proc is None:
+        if self._state not in ("connected", "degraded") or self._proc is None:
             detail = f" ({self._detail})" if self._detail else ""
             raise ChannelError(
                 f"whatsapp: not connected, state {self._state}{detail}", retryable=True

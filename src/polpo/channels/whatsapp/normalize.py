@@ -27,6 +27,10 @@ What becomes what (SPEC §8):
   When both are known ``lid`` carries the LID so the gateway can merge;
 - messages the gateway itself sent (``sent_ids``) give None, so the owner's
   self-chat never loops on Polpo's own replies.
+
+:func:`normalize_undecryptable` reads an ``UndecryptableMessage`` the same way
+(``kind="undecryptable"``, no text), so the gateway can ask an admitted
+sender to send it again.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
-from neonize.proto.Neonize_pb2 import JID
+from neonize.proto.Neonize_pb2 import JID, UndecryptableMessage
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message, ProtocolMessage
 
@@ -148,7 +152,14 @@ def normalize(
         return None
     if from_me and not is_group and owner.phone is not None and _is_id(owner.phone):
         peer, lid = owner.phone, owner.lid if _is_id(owner.lid) else None
-    self_chat = not is_group and _is_own_chat(chat, owner)
+    # The owner's "message yourself" chat, by number or by LID; for what the
+    # owner sends, RecipientAlt is the chat's other address (a LID-addressed
+    # self-chat is recognised by the number even when the own LID is unknown).
+    self_chat = not is_group and (
+        _is_own_chat(chat, owner) or (from_me and _is_own_chat(source.RecipientAlt, owner))
+    )
+    if self_chat and lid is None and chat.Server in LID_SERVERS and _is_id(chat.User):
+        lid = chat.User
 
     if kind == "edit" and target_id == message_id:
         # Some clients reuse the edited message's id: keep the edit distinct from it.
@@ -169,6 +180,45 @@ def normalize(
         kind=kind,
         reaction=text if kind == "reaction" else None,
         target_id=target_id,
+        lid=lid,
+    )
+
+
+def normalize_undecryptable(
+    ev: UndecryptableMessage,
+    *,
+    own: OwnAccount | None = None,
+    resolve_lid: LidResolver | None = None,
+    now: float = 0.0,
+) -> InboundMessage | None:
+    """A message that failed to decrypt, as ``kind="undecryptable"``; None when the
+    sender is not to be told: WhatsApp hides it anyway (``DECRYPT_FAIL_HIDE``:
+    reactions, poll votes), this device was sent no ciphertext at all
+    (whatsmeow asks the phone for it), it is the owner's own, or it is in a
+    group, a status, a broadcast list or a newsletter."""
+    if ev.DecryptFailMode == UndecryptableMessage.DECRYPT_FAIL_HIDE or ev.IsUnavailable:
+        return None
+    info = ev.Info
+    source = info.MessageSource
+    chat = source.Chat
+    if chat.Server in IGNORED_SERVERS or chat.User == "status" or source.BroadcastListOwner.User:
+        return None
+    if source.IsFromMe or source.IsGroup or chat.Server == GROUP_SERVER or not info.ID:
+        return None
+    peer, lid = _peer(
+        _sender_jid(source, is_group=False), source.SenderAlt, own or OwnAccount(), resolve_lid
+    )
+    if peer is None:
+        return None
+    return InboundMessage(
+        channel=CHANNEL,
+        peer=peer,
+        chat_id=jid_string(chat),
+        message_id=info.ID,
+        text="",
+        timestamp=_seconds(info.Timestamp, now),
+        display_name=info.Pushname or None,
+        kind="undecryptable",
         lid=lid,
     )
 

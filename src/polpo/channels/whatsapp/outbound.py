@@ -163,7 +163,8 @@ class Outbound:
 
     async def mark_read(self, message: InboundMessage) -> None:
         """Blue ticks for a message the gateway has processed (only while connected)."""
-        if not self._connected() or message.kind == "reaction":
+        # reactions get no blue ticks on WhatsApp; what could not be read is not "read"
+        if not self._connected() or message.kind in ("reaction", "undecryptable"):
             return
         message_id = message.message_id.split(":edit:", 1)[0]
         await self._write(

@@ -159,6 +159,23 @@ class Disconnected:
 
 
 @dataclass(frozen=True)
+class Degraded:
+    """WhatsApp stopped answering keepalive pings. The connection often recovers on
+    its own (whatsmeow forces a reconnect only after minutes of failures), so
+    sends are still attempted; ``restored`` or ``disconnected`` follows."""
+
+    TYPE: ClassVar[str] = "degraded"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Restored:
+    """Keepalive pings are answered again after ``degraded``."""
+
+    TYPE: ClassVar[str] = "restored"
+
+
+@dataclass(frozen=True)
 class LoggedOut:
     """The device was unlinked (from the phone, or by ``logout``): credentials are void."""
 
@@ -227,6 +244,8 @@ Event = Union[  # noqa: UP007
     Paired,
     Connected,
     Disconnected,
+    Degraded,
+    Restored,
     LoggedOut,
     Replaced,
     MessageReceived,
@@ -246,6 +265,8 @@ EVENTS: dict[str, type[Any]] = {
         Paired,
         Connected,
         Disconnected,
+        Degraded,
+        Restored,
         LoggedOut,
         Replaced,
         MessageReceived,
@@ -395,7 +416,7 @@ _INBOUND_OPTIONAL: dict[str, Any] = {
     "lid": str | None,
     "offline": bool,
 }
-_KINDS = ("text", "edit", "reaction", "media", "unsupported")
+_KINDS = ("text", "edit", "reaction", "media", "unsupported", "undecryptable")
 
 
 def inbound_to_wire(message: InboundMessage) -> dict[str, Any]:
@@ -436,6 +457,7 @@ __all__ = [
     "Command",
     "Connect",
     "Connected",
+    "Degraded",
     "Disconnected",
     "Error",
     "Event",
@@ -450,6 +472,7 @@ __all__ = [
     "Qr",
     "Receipt",
     "Replaced",
+    "Restored",
     "SendText",
     "Sent",
     "Stop",

@@ -25,6 +25,8 @@ from polpo.errors import ChannelError, LockHeldError, ValidationError
 
 #: how long ``login`` waits for the phone before giving up
 LOGIN_TIMEOUT = 180.0
+#: how long, once a phone linked, the worker may take to connect before it is started again
+CONNECT_AFTER_LINK = 60.0
 #: how long ``logout`` waits to connect before unlinking only locally
 LOGOUT_CONNECT_TIMEOUT = 20.0
 
@@ -82,6 +84,8 @@ class LoginCallbacks:
     on_paired: Callable[[str], None]
     #: called about once a second while waiting, with the seconds left on the current code
     on_tick: Callable[[int], None] = lambda _left: None
+    #: something the user should know and can fix without starting over (one line)
+    on_notice: Callable[[str], None] = lambda _line: None
 
 
 async def login(
@@ -92,6 +96,7 @@ async def login(
     give_up_after: float = LOGIN_TIMEOUT,
     callbacks: LoginCallbacks,
     worker_command: Sequence[str] | None = None,
+    connect_after_link: float = CONNECT_AFTER_LINK,
 ) -> LinkedAccount:
     """Link this device to a WhatsApp account; returns the linked account.
 
@@ -120,7 +125,9 @@ async def login(
         if existing is not None:
             wipe_credentials(auth_dir)
         secure(auth_dir)
-        return await _link(auth_dir, phone, give_up_after, callbacks, worker_command)
+        return await _link(
+            auth_dir, phone, give_up_after, callbacks, worker_command, connect_after_link
+        )
     finally:
         lock.release()
         secure(auth_dir)
@@ -132,6 +139,7 @@ async def _link(
     give_up_after: float,
     cb: LoginCallbacks,
     worker_command: Sequence[str] | None,
+    connect_after_link: float,
 ) -> LinkedAccount:
     deadline = time.monotonic() + give_up_after
     paired_phone: str | None = None
@@ -142,9 +150,13 @@ async def _link(
         await session.start()
         try:
             await session.send(p.Connect(phone=phone if paired_phone is None else None))
+            if paired_phone is not None:
+                deadline = time.monotonic() + connect_after_link
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    if paired_phone is not None:
+                        break  # linked, but the worker went quiet: start it again
                     raise LoginError(
                         f"gave up: no phone linked within {give_up_after:g} s; "
                         "run `polpo whatsapp login` again when your phone is at hand"
@@ -167,6 +179,9 @@ async def _link(
                     paired_phone = event.phone
                     code_expires = None
                     cb.on_paired(event.phone)
+                    # WhatsApp restarts the connection now; whatsmeow does not retry
+                    # a failed restart, so a quiet worker is started again.
+                    deadline = time.monotonic() + connect_after_link
                 elif isinstance(event, p.Connected):
                     account = linked_account(auth_dir)
                     return account or LinkedAccount(
@@ -180,19 +195,30 @@ async def _link(
                     break  # linked: the restart WhatsApp asks for; start again
                 elif isinstance(event, p.Error) and event.code == "pair_failed":
                     raise LoginError(event.message)
+                elif isinstance(event, p.Error) and event.code == "scanned_without_multidevice":
+                    cb.on_notice(event.message)
         finally:
             await session.close()
         # The worker ended. Before linking that is a failure; right after
         # linking WhatsApp restarts the connection once: start again.
-        if paired_phone is None or restarts >= 3:
-            tail = f": {session.stderr_tail[-1]}" if session.stderr_tail else ""
+        tail = f": {session.stderr_tail[-1]}" if session.stderr_tail else ""
+        if paired_phone is None:
             raise LoginError(f"the WhatsApp worker stopped before linking{tail}")
+        if restarts >= 3:
+            raise LoginError(
+                f"linked to +{paired_phone}, but could not connect afterwards{tail}; "
+                "check with `polpo whatsapp status`"
+            )
         restarts += 1
 
 
 def _login_failure(event: p.Error) -> str:
     if event.code == "connect_failed":
         return f"{event.message}; check the network connection and run `polpo whatsapp login` again"
+    if event.code == "qr_timeout":
+        return f"{event.message}; run `polpo whatsapp login` again when your phone is at hand"
+    if event.code == "client_outdated":
+        return event.message
     return f"WhatsApp refused the connection: {event.message}"
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from polpo.channels.whatsapp import protocol as p
-from polpo.channels.whatsapp.account import DB_NAME, secure
+from polpo.channels.whatsapp.account import DB_NAME, linked_account, secure
 
 log = logging.getLogger("polpo.whatsapp.worker")
 
@@ -48,6 +48,33 @@ EXIT_FATAL = 4
 
 #: ConnectFailure / LoggedOut reasons that mean the credentials are void
 _LOGOUT_REASONS = {"LOGGED_OUT", "MAIN_DEVICE_GONE", "UNKNOWN_LOGOUT"}
+
+CLIENT_OUTDATED = (
+    "WhatsApp says this client is outdated: upgrade neonize (pip install -U neonize), "
+    "then try again"
+)
+SCANNED_WITHOUT_MULTIDEVICE = (
+    "the phone that scanned the code cannot link devices: update WhatsApp on the phone, "
+    "then scan the code again"
+)
+
+
+def make_client(db: Path, on_login_status: Callable[[str], None]) -> Any:
+    """A neonize client whose QR-login end states reach ``on_login_status``.
+
+    neonize hands whatsmeow's QR channel states ("success", "timeout",
+    "err-client-outdated", "err-scanned-without-multidevice") to
+    ``NewClient.__onLoginStatus``, which only prints them; the subclass
+    overrides that (name-mangled) method. A test checks the seam still exists.
+    """
+    from neonize.client import NewClient
+
+    class Client(NewClient):  # type: ignore[misc]
+        def _NewClient__onLoginStatus(self, _uuid: Any, status: Any) -> None:
+            text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+            on_login_status(text)
+
+    return Client(str(db), uuid="polpo")
 
 
 class Output:
@@ -90,6 +117,23 @@ class Worker:
         self.pair_phone: str | None = None
         self.pair_requested = False
         self.connect_thread: threading.Thread | None = None
+        #: connected to WhatsApp right now (between Connected and Disconnected)
+        self.connected = False
+        #: senders already told their last message could not be read (until one is read)
+        self.told_unreadable: set[str] = set()
+        self.read_own_account()
+
+    def read_own_account(self) -> None:
+        """Who we are, from the device store (whatsmeow's credentials).
+
+        whatsmeow delivers the messages that arrived while offline *before*
+        ``Connected``: without this the owner's self-chat in that catch-up
+        would look like someone else's chat.
+        """
+        account = linked_account(self.auth_dir)
+        if account is not None:
+            self.own_phone = account.phone or self.own_phone
+            self.own_lid = account.lid or self.own_lid
 
     # -- stdin --------------------------------------------------------------------
 
@@ -153,10 +197,9 @@ class Worker:
     def connect(self) -> None:
         if self.connect_thread is not None:
             return
-        from neonize.client import NewClient
-
         secure(self.auth_dir)
-        self.client = NewClient(str(self.auth_dir / DB_NAME), uuid="polpo")
+        self.read_own_account()
+        self.client = make_client(self.auth_dir / DB_NAME, self.on_login_status)
         self._register(self.client)
         self.connect_thread = threading.Thread(target=self._run_client, name="neonize")
         self.connect_thread.start()
@@ -194,27 +237,39 @@ class Worker:
             ConnectedEv,
             ConnectFailureEv,
             DisconnectedEv,
+            KeepAliveRestoredEv,
             KeepAliveTimeoutEv,
             LoggedOutEv,
             MessageEv,
+            OfflineSyncCompletedEv,
+            OfflineSyncPreviewEv,
             PairStatusEv,
             ReceiptEv,
+            StreamErrorEv,
             StreamReplacedEv,
             TemporaryBanEv,
+            UndecryptableMessageEv,
         )
 
         # neonize keeps one handler per event type: register each exactly once.
+        # Every connection event whatsmeow emits (and neonize forwards) has one:
+        # see docs/whatsapp.md, "Connection and supervision".
         client.event.qr(self.on_qr)
         client.event(ConnectedEv)(self.on_connected)
         client.event(PairStatusEv)(self.on_pair_status)
         client.event(DisconnectedEv)(self.on_disconnected)
         client.event(KeepAliveTimeoutEv)(self.on_keepalive_timeout)
+        client.event(KeepAliveRestoredEv)(self.on_keepalive_restored)
         client.event(LoggedOutEv)(self.on_logged_out)
         client.event(StreamReplacedEv)(self.on_replaced)
+        client.event(StreamErrorEv)(self.on_stream_error)
         client.event(ConnectFailureEv)(self.on_connect_failure)
         client.event(TemporaryBanEv)(self.on_temporary_ban)
         client.event(ClientOutdatedEv)(self.on_client_outdated)
+        client.event(OfflineSyncPreviewEv)(self.on_offline_sync_preview)
+        client.event(OfflineSyncCompletedEv)(self.on_offline_sync_completed)
         client.event(MessageEv)(self.on_message)
+        client.event(UndecryptableMessageEv)(self.on_undecryptable)
         client.event(ReceiptEv)(self.on_receipt)
 
     def on_qr(self, _client: Any, data: bytes) -> None:
@@ -253,43 +308,109 @@ class Worker:
             p.Paired(phone=ev.ID.User, jid=_jid(ev.ID), business_name=ev.BusinessName or "")
         )
 
+    def on_login_status(self, status: str) -> None:
+        """How a QR login ended (whatsmeow's QR channel): one clear line for the user."""
+        if status == "timeout":
+            self.out.emit(
+                p.Error(
+                    message="the QR codes ran out before a phone scanned one",
+                    code="qr_timeout",
+                    fatal=True,
+                )
+            )
+            self.exit(EXIT_TRANSIENT)
+        elif status == "err-client-outdated":
+            self.on_client_outdated(self.client, None)
+        elif status == "err-scanned-without-multidevice":
+            self.out.emit(
+                p.Error(
+                    message=SCANNED_WITHOUT_MULTIDEVICE,
+                    code="scanned_without_multidevice",
+                )
+            )
+        elif status != "success":
+            log.warning("whatsapp worker: login ended with %r", status)
+
     def on_connected(self, client: Any, _ev: Any) -> None:
         secure(self.auth_dir)
         push_name: str | None = None
         jid = ""
         try:
             me = client.get_me()
-            self.own_phone = me.JID.User or None
-            self.own_lid = me.LID.User or None
+            self.own_phone = me.JID.User or self.own_phone
+            self.own_lid = me.LID.User or self.own_lid
             push_name = me.PushName or None
             jid = _jid(me.JID)
         except Exception:
             log.warning("whatsapp worker: could not read the linked account", exc_info=True)
+        self.connected = True
+        self._presence(available=True)
         self.out.emit(
             p.Connected(phone=self.own_phone or "", jid=jid, lid=self.own_lid, push_name=push_name)
         )
 
+    def _presence(self, *, available: bool) -> None:
+        """Online (after each connect) or offline (before a clean stop).
+
+        whatsmeow's docs ask for "available" once connected: without it delivery
+        receipts go out as "inactive" and the typing indicator may not show.
+        """
+        from neonize.utils.enum import Presence
+
+        try:
+            self.client.send_presence(Presence.AVAILABLE if available else Presence.UNAVAILABLE)
+        except Exception as e:  # no push name yet, or the socket is gone: not worth failing
+            log.info("whatsapp worker: presence not sent: %s", _short(str(e)))
+
     def on_disconnected(self, _client: Any, _ev: Any) -> None:
+        self.connected = False
         if not self.stopping.is_set():
             self.out.emit(p.Disconnected(reason="connection lost; reconnecting"))
 
     def on_keepalive_timeout(self, _client: Any, ev: Any) -> None:
-        self.out.emit(p.Disconnected(reason=f"keepalive timeout ({ev.ErrorCount} missed)"))
+        since = time.strftime("%H:%M:%S", time.localtime(ev.LastSuccess)) if ev.LastSuccess else "?"
+        self.out.emit(
+            p.Degraded(
+                reason=f"WhatsApp missed {ev.ErrorCount} keepalive ping(s) since {since}; "
+                "still sending"
+            )
+        )
+
+    def on_keepalive_restored(self, _client: Any, _ev: Any) -> None:
+        self.out.emit(p.Restored())
+
+    def on_stream_error(self, _client: Any, ev: Any) -> None:
+        """A stream error whatsmeow does not know: it neither reconnects nor stops, so
+        the worker ends and the parent starts a fresh one (with backoff)."""
+        self.out.emit(
+            p.Error(
+                message=f"WhatsApp stream error {ev.Code or '?'}; restarting",
+                code="stream_error",
+                fatal=True,
+            )
+        )
+        self.exit(EXIT_TRANSIENT)
+
+    def on_offline_sync_preview(self, _client: Any, ev: Any) -> None:
+        log.info("whatsapp worker: catching up on %s missed message(s)", ev.Messages)
+
+    def on_offline_sync_completed(self, _client: Any, ev: Any) -> None:
+        log.info("whatsapp worker: caught up (%s event(s))", ev.Count)
 
     def on_logged_out(self, _client: Any, ev: Any) -> None:
         reason = _reason_name(ev.Reason)
         self.out.emit(p.LoggedOut(reason=f"unlinked on WhatsApp ({reason})"))
-        self.stop(0)
+        self.stop(0, goodbye=False)
 
     def on_replaced(self, _client: Any, _ev: Any) -> None:
         self.out.emit(p.Replaced())
-        self.stop(0)
+        self.stop(0, goodbye=False)
 
     def on_connect_failure(self, _client: Any, ev: Any) -> None:
         reason = _reason_name(ev.Reason)
         if reason in _LOGOUT_REASONS:
             self.out.emit(p.LoggedOut(reason=f"WhatsApp refused the credentials ({reason})"))
-            self.stop(0)
+            self.stop(0, goodbye=False)
         elif reason in ("TEMP_BANNED", "CLIENT_OUTDATED", "BAD_USER_AGENT"):
             self.out.emit(
                 p.Error(
@@ -324,7 +445,7 @@ class Worker:
     def on_client_outdated(self, _client: Any, _ev: Any) -> None:
         self.out.emit(
             p.Error(
-                message="WhatsApp says this client is outdated: upgrade neonize",
+                message=CLIENT_OUTDATED,
                 code="client_outdated",
                 retryable=False,
                 fatal=True,
@@ -350,6 +471,31 @@ class Worker:
             return
         if message is None:
             return
+        self.told_unreadable.discard(message.peer)  # readable again: tell them next time
+        self._hand_over(message)
+
+    def on_undecryptable(self, _client: Any, ev: Any) -> None:
+        """A message whatsmeow could not decrypt: the sender is asked, once, to send
+        it again (the gateway answers admitted peers only)."""
+        from polpo.channels.whatsapp.normalize import OwnAccount, normalize_undecryptable
+
+        try:
+            message = normalize_undecryptable(
+                ev,
+                own=OwnAccount(self.own_phone, self.own_lid),
+                resolve_lid=self._resolve_lid,
+                now=time.time(),
+            )
+        except Exception:
+            log.exception("whatsapp worker: an undecryptable message could not be read")
+            return
+        log.info("whatsapp worker: could not decrypt %s", ev.Info.ID)
+        if message is None or message.peer in self.told_unreadable:
+            return
+        self.told_unreadable.add(message.peer)
+        self._hand_over(message)
+
+    def _hand_over(self, message: Any) -> None:
         waiter = threading.Event()
         self.pending_acks[message.message_id] = waiter
         self.out.emit(p.MessageReceived(message=p.inbound_to_wire(message)))
@@ -454,13 +600,16 @@ class Worker:
             )
             return
         self.out.emit(p.LoggedOut(reason="logged out by polpo", ref=command.ref or None))
-        self.stop(0)
+        self.stop(0, goodbye=False)
 
     # -- ending ----------------------------------------------------------------------------
 
-    def stop(self, code: int) -> None:
+    def stop(self, code: int, *, goodbye: bool = True) -> None:
+        """Disconnect and exit; ``goodbye``: say "unavailable" first (a clean stop)."""
         self.stopping.set()
         client = self.client
+        if goodbye and self.connected and client is not None:
+            self._presence(available=False)
         if self.pending_acks:
             # A message the parent has not stored yet holds an engine thread;
             # leave without a goodbye rather than let the engine acknowledge it
