@@ -158,8 +158,13 @@ async def test_pairing_code_then_throttled_resend_then_expiry(
         [again] = await exchange(gw, whatsapp, STRANGER, "anyone??")
         assert code in again
         assert await exchange(gw, whatsapp, STRANGER, "pls") == []
-        # after 60 minutes the code is dead: a new one is issued
+        # after 60 minutes the code is dead, and its peer waits 24 hours for a new one
         clock.advance(3600)
+        assert await exchange(gw, whatsapp, STRANGER, "back again") == []
+        expired_at = row.expires_at
+        clock.set(expired_at + 24 * 3600 - 1)
+        assert await exchange(gw, whatsapp, STRANGER, "still there?") == []
+        clock.advance(1)
         [fresh] = await exchange(gw, whatsapp, STRANGER, "back again")
         rows = await _pairing_rows(app)
         assert len(rows) == 2 and rows[0].status == "expired" and rows[1].code in fresh
@@ -178,7 +183,10 @@ async def test_at_most_three_pending_pairings_per_channel(
     async with running_gateway(app, whatsapp, responder=responder) as gw:
         for n in range(3):
             assert len(await exchange(gw, whatsapp, f"4915100000{n}", "hi")) == 1
-        assert await exchange(gw, whatsapp, "49151000009", "me too") == []
+        # the fourth is told once to try later, then silence
+        [later] = await exchange(gw, whatsapp, "49151000009", "me too")
+        assert "try again later" in later
+        assert await exchange(gw, whatsapp, "49151000009", "me too!") == []
         assert len(await _pairing_rows(app)) == 3
         # a slot frees when one expires
         clock.advance(3601)

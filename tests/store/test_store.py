@@ -166,9 +166,37 @@ async def test_a_v1_database_gains_the_v2_columns_and_keeps_its_rows(tmp_path: P
             outbox_cols = {r[1] for r in await conn.exec_driver_sql("PRAGMA table_info(outbox)")}
             cursor = await conn.exec_driver_sql("SELECT count(*) FROM notification_cursor")
             kept = await find_task(conn, "aaaa")
-        assert version == LATEST == 2
+        assert version == LATEST
         assert {"owner", "buttons", "parts_sent"} <= outbox_cols
         assert cursor.scalar() == 0
+        assert kept.id == "aaaabbbbccccdddd"
+    finally:
+        await store.close()
+
+
+async def test_a_v2_database_gains_the_outbox_parts_and_turned_away_tables(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(_url(tmp_path))
+    async with store.write() as conn:
+        await _insert(conn, "aaaabbbbccccdddd", "aaaa")
+        await conn.exec_driver_sql("DROP TABLE outbox_parts")
+        await conn.exec_driver_sql("DROP TABLE pairing_turned_away")
+        await conn.exec_driver_sql("DROP INDEX ix_events_created")
+        await conn.execute(sa.update(schema_table).values(version=2))
+    await store.close()
+
+    store = await Store.open(_url(tmp_path))
+    try:
+        async with store.read() as conn:
+            names = {
+                r[0]
+                for r in await conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
+                )
+            }
+            kept = await find_task(conn, "aaaa")
+        assert {"outbox_parts", "pairing_turned_away", "ix_events_created"} <= names
         assert kept.id == "aaaabbbbccccdddd"
     finally:
         await store.close()

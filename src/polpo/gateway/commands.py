@@ -27,8 +27,10 @@ from polpo.channels.base import Button, ChannelStatus
 from polpo.core.states import TASK_STATUSES
 from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError, ValidationError
 from polpo.gateway.markdown import escape
+from polpo.gateway.pairing import pending_requests
 from polpo.gateway.singleflight import SingleFlight
 from polpo.peerid import display_peer
+from polpo.services.peers import peer_label
 from polpo.services.status import read_status
 
 if TYPE_CHECKING:
@@ -227,6 +229,8 @@ async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
     lines.append(
         f"Approvals pending: {pending}" + (" — send /approve to see them" if pending else "")
     )
+    if ctx.is_admin:
+        lines += await _pairing_lines(ctx)
     peers = s.connected_peers
     shown = ", ".join(md(display_peer(p)) for p in peers[:5]) + (" …" if len(peers) > 5 else "")
     lines.append(f"Peers seen (last 5 min): {len(peers)}" + (f" — {shown}" if peers else ""))
@@ -241,6 +245,24 @@ async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
         lines.append("Channels:")
         lines += _channel_line(states)
     return CommandReply("\n".join(lines))
+
+
+async def _pairing_lines(ctx: CommandContext) -> list[str]:
+    """For admins: who is waiting for access (each holds one of the few pending slots)."""
+    now = ctx.now
+    if ctx.reader is not None:
+        pending = await ctx.reader.read(lambda conn: pending_requests(conn, now, 6))
+    else:
+        async with ctx.app.store.read() as conn:
+            pending = await conn.run_sync(lambda c: pending_requests(c, now, 6))
+    if not pending:
+        return ["Pairing requests pending: none"]
+    more = " or more" if len(pending) > 5 else ""
+    lines = [f"Pairing requests pending: {len(pending[:5])}{more} — approve with /pair CODE"]
+    for r in pending[:5]:
+        who = md(_short(peer_label(r.peer_id, r.display_name), 40))
+        lines.append(f"• `{r.code}` {who} on {md(r.channel)}, {ago(r.created_at, now)}")
+    return lines
 
 
 async def cmd_tasks(ctx: CommandContext, args: str) -> CommandReply:

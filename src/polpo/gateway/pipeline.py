@@ -34,7 +34,7 @@ from polpo.config import GatewayConfig, TelegramChannelConfig, WhatsAppChannelCo
 from polpo.config import _ChannelBase as ChannelBase
 from polpo.gateway import commands
 from polpo.gateway.identity import Identity, merge_lid, peer_id_of, resolve, touch_peer
-from polpo.gateway.pairing import pairing_reply, request_pairing
+from polpo.gateway.pairing import request_pairing
 from polpo.gateway.policy import Access, check_access
 from polpo.gateway.ratelimit import RateLimiter
 from polpo.gateway.sessions import Session, SessionChanges, open_session
@@ -621,15 +621,15 @@ class Gateway:
                 display_name=msg.display_name,
                 owner=self.owner,
             )
-            if outcome.code is not None:
+            if outcome.reply is not None:
                 self._finish(
                     work,
                     peer_id,
                     None,
                     None,
-                    _Reply(pairing_reply(outcome.code, msg.display_name)),
+                    _Reply(outcome.reply),
                     "done",
-                    f"pairing code {outcome.what}",
+                    f"pairing: {outcome.what}",
                     tx,
                 )
                 return f"pairing:{outcome.what}"
@@ -832,7 +832,8 @@ _MARK = inbox.update().where(inbox.c.id == sa.bindparam("iid"))
 
 _PAIRING_SILENCE = {
     "throttled": "pairing: code already sent less than 10 minutes ago",
-    "full": "pairing: 3 requests already pending on this channel",
+    "full": "pairing: 3 requests already pending on this channel (told once)",
+    "cooldown": "pairing: its last code expired less than 24 hours ago",
 }
 
 

@@ -57,8 +57,20 @@ async def _v2_owners_buttons_cursor(conn: AsyncConnection) -> None:
     await conn.run_sync(apply)
 
 
+async def _v3_parts_turned_away_retention(conn: AsyncConnection) -> None:
+    """Every outbox part's message id (echoes, exactly-once resends), strangers told the
+    pairing slots are full, and an index for pruning old events."""
+
+    def apply(c: sa.Connection) -> None:
+        tables.outbox_parts.create(c, checkfirst=True)
+        tables.pairing_turned_away.create(c, checkfirst=True)
+        c.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_events_created ON events (created_at)")
+
+    await conn.run_sync(apply)
+
+
 Step = Callable[[AsyncConnection], Awaitable[None]]
-STEPS: list[Step] = [_v1_initial, _v2_owners_buttons_cursor]
+STEPS: list[Step] = [_v1_initial, _v2_owners_buttons_cursor, _v3_parts_turned_away_retention]
 LATEST = len(STEPS)
 
 

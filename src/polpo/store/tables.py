@@ -108,6 +108,7 @@ events = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     # which process wrote it, so a process tailing the log skips its own
     sa.Column("origin", sa.Text, nullable=False),
+    sa.Index("ix_events_created", "created_at"),
 )
 
 # -- gateway ---------------------------------------------------------------
@@ -161,6 +162,16 @@ pair_failures = sa.Table(
     sa.Column("peer_id", sa.Text, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("ix_pair_failures_peer", "peer_id", "at"),
+)
+
+pairing_turned_away = sa.Table(
+    "pairing_turned_away",
+    metadata,
+    # a stranger told "no free pairing slot, try later": told once (per day), not at every
+    # message. Only the peer id and when: nothing else of a stranger is kept.
+    sa.Column("peer_id", sa.Text, primary_key=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("told_at", sa.Float, nullable=False),
 )
 
 link_codes = sa.Table(
@@ -242,6 +253,24 @@ outbox = sa.Table(
     sa.Column("error", sa.Text),
     sa.Index("ix_outbox_pending", "channel", "status", "id"),
     sa.Index("ix_outbox_channel_msg", "channel", "channel_message_id"),
+)
+
+outbox_parts = sa.Table(
+    "outbox_parts",
+    metadata,
+    # one rendered part of an outbox row, with its channel message id: an echo of any
+    # part (a self-chat) is recognised after a restart, and a part marked "sending"
+    # with an id we assigned is resent with that same id after a crash
+    sa.Column("outbox_id", sa.Integer, nullable=False),
+    sa.Column("part", sa.Integer, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    # assigned before sending (a channel that mints ids), else what the network returned
+    sa.Column("message_id", sa.Text),
+    sa.Column("status", sa.String(16), nullable=False),  # sending | sent
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    sa.PrimaryKeyConstraint("outbox_id", "part", name="pk_outbox_parts"),
+    sa.Index("ix_outbox_parts_message", "channel", "message_id"),
 )
 
 # -- processes ---------------------------------------------------------------
