@@ -249,11 +249,24 @@ class ServerConfig(_Model):
     host: str = DEFAULT_HOST
     port: Annotated[int, Field(ge=1, le=65535)] = DEFAULT_PORT
     api_key_env: str = "POLPO_API_KEY"
+    #: Host names (besides the bound address, localhost, 127.0.0.1 and [::1]) the
+    #: HTTP API answers to; any other ``Host`` header is refused (DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
 
     @field_validator("api_key_env")
     @classmethod
     def _env(cls, v: str) -> str:
         return _check_env_name(v) or v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]", name):
+                raise ValueError(
+                    f'must be host names or IP addresses without a port, like "polpo.lan"; got "{name}"'
+                )
+        return [n.lower() for n in v]
 
 
 class ChatConfig(_Model):

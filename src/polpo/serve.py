@@ -39,8 +39,11 @@ class ServeError(PolpoError):
 class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 3890
-    #: Bearer key every ``/api/v1`` route but health requires; None: no auth (loopback only).
+    #: Bearer key accepted besides the dashboard session and the CLI's token;
+    #: required off loopback.
     api_key: str | None = None
+    #: ``Host`` names accepted besides the bound address and loopback (settings.server.allowedHosts).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def is_loopback(host: str) -> bool:
@@ -71,7 +74,9 @@ def resolve_options(
             f"refusing to listen on {host} without an API key: pass --api-key or set "
             f"{server.api_key_env} (anyone who can reach the port could drive your agents)"
         )
-    return ServeOptions(host=host, port=port, api_key=key)
+    return ServeOptions(
+        host=host, port=port, api_key=key, allowed_hosts=tuple(server.allowed_hosts)
+    )
 
 
 class EventTailComponent:

@@ -1,4 +1,5 @@
-"""API key auth, channel status (durable and live, with the QR hook), SSE events, dashboard."""
+"""Auth (API key, CLI token), channel status (durable and live, with the QR hook), SSE
+events, dashboard."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from polpo.app import Polpo
 from polpo.channels.base import ChannelStatus
 from polpo.host import Host
 from polpo.services.status import write_channel_state
-from tests.api.conftest import running_api
+from tests.api.conftest import client_for, running_api, sign_in
 
 
 async def test_api_key_is_required_everywhere_but_health(app: Polpo) -> None:
@@ -29,9 +30,9 @@ async def test_api_key_is_required_everywhere_but_health(app: Polpo) -> None:
                 ("GET", "/events"),
                 ("GET", "/openapi.json"),
             ]:
-                r = await anon.request(method, path)
+                r = await anon.request(method, path, json={}, headers={"Origin": server.url})
                 assert r.status_code == 401, path
-                assert "API key" in r.json()["error"]
+                assert "Authorization: Bearer KEY" in r.json()["error"]
             r = await anon.get("/tasks", headers={"Authorization": "Bearer wrong"})
             assert r.status_code == 401
             r = await anon.get("/tasks", headers={"Authorization": "s3cret"})
@@ -41,9 +42,11 @@ async def test_api_key_is_required_everywhere_but_health(app: Polpo) -> None:
         ) as client:
             assert (await client.get("/tasks")).status_code == 200
             assert (await client.post("/tasks", json={"title": "ok"})).status_code == 201
+        async with client_for(server) as cli:  # the CLI's token works beside the key
+            assert (await cli.get("/tasks")).status_code == 200
         async with httpx.AsyncClient(timeout=10) as anon:
             page = await anon.get(server.url + "/")
-            assert page.status_code == 200  # the page itself asks for the key
+            assert page.status_code == 401 and "polpo dashboard" in page.text
 
 
 class FakeChannel:
@@ -69,7 +72,7 @@ async def test_channels_merge_durable_and_live_state(app: Polpo) -> None:
     }
     async with (
         running_api(app, host=host) as server,
-        httpx.AsyncClient(base_url=server.url + "/api/v1", timeout=10) as client,
+        client_for(server) as client,
     ):
         rows = {c["channel"]: c for c in (await client.get("/channels")).json()}
         assert rows["telegram"]["state"] == "connected" and rows["telegram"]["live"] is None
@@ -108,7 +111,7 @@ async def test_events_stream_replays_then_follows(app: Polpo) -> None:
     first = await app.tasks.add("Before")
     async with (
         running_api(app) as server,
-        httpx.AsyncClient(base_url=server.url + "/api/v1", timeout=10) as client,
+        client_for(server) as client,
         client.stream("GET", "/events", params={"after": 0}) as r,
     ):
         assert r.headers["content-type"].startswith("text/event-stream")
@@ -129,7 +132,7 @@ async def test_events_stream_replays_then_follows(app: Polpo) -> None:
 async def test_events_stream_filters_by_type(app: Polpo) -> None:
     async with (
         running_api(app) as server,
-        httpx.AsyncClient(base_url=server.url + "/api/v1", timeout=10) as client,
+        client_for(server) as client,
         client.stream("GET", "/events", params={"types": "approval:*"}) as r,
     ):
         events = _read_events(r, 1)
@@ -144,7 +147,7 @@ async def test_events_stream_filters_by_type(app: Polpo) -> None:
 async def test_stopping_the_server_ends_open_streams(app: Polpo) -> None:
     server_cm = running_api(app)
     server = await server_cm.__aenter__()
-    client = httpx.AsyncClient(base_url=server.url + "/api/v1", timeout=10)
+    client = client_for(server)
     try:
         async with client.stream("GET", "/events") as r:
             assert r.status_code == 200
@@ -159,6 +162,7 @@ async def test_stopping_the_server_ends_open_streams(app: Polpo) -> None:
 
 async def test_dashboard_is_served(app: Polpo) -> None:
     async with running_api(app) as server, httpx.AsyncClient(timeout=10) as client:
+        await sign_in(server, client)
         page = await client.get(server.url + "/")
         assert page.status_code == 200 and "<title>Polpo</title>" in page.text
         js = await client.get(server.url + "/static/app.js")

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from polpo.app import Polpo
 from polpo.config import LoadedConfig
 from polpo.store.tables import outbox
+from tests.api.conftest import running_api, sign_in
 from tests.services.peers_helpers import OWNER, TG_USER, loaded_for, pairing_request, seen
 
 
@@ -91,9 +92,10 @@ async def test_pairing_list_and_approve(api: httpx.AsyncClient, app: Polpo) -> N
     assert r.status_code == 422 and "unknown pairing status" in r.json()["error"]
 
 
-async def test_dashboard_lists_pairing_requests(api: httpx.AsyncClient) -> None:
-    root = str(api.base_url.copy_with(path="")).rstrip("/")
-    async with httpx.AsyncClient(timeout=10) as client:
+async def test_dashboard_lists_pairing_requests(app: Polpo) -> None:
+    async with running_api(app) as server, httpx.AsyncClient(timeout=10) as client:
+        await sign_in(server, client)
+        root = server.url
         page = (await client.get(root + "/")).text
         js = (await client.get(root + "/static/app.js")).text
     assert '<section id="pairing">' in page

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from polpo.servefile import read_serve_file
 from tests.cli.conftest import Result, polpo_exe, run_polpo, subprocess_env
 from tests.conftest import BASE_CONFIG, write_project
 
@@ -31,6 +32,8 @@ class Serve:
     proc: subprocess.Popen[str]
     url: str
     lines: list[str] = field(default_factory=list)
+    #: what the CLI sends: the token serve wrote to .polpo/serve.json
+    auth: dict[str, str] = field(default_factory=dict)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         self.proc.send_signal(sig)
@@ -64,7 +67,9 @@ def serving(cwd: Path, *args: str, **env: str) -> Iterator[Serve]:
     try:
         url = found.get(timeout=60)
         assert url, "polpo serve exited before listening:\n" + "".join(lines)
-        yield Serve(proc, url, lines)
+        written = read_serve_file(cwd / ".polpo")
+        assert written is not None, "polpo serve wrote no .polpo/serve.json"
+        yield Serve(proc, url, lines, {"Authorization": f"Bearer {written.token}"})
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -122,12 +127,12 @@ def test_cli_processes_write_while_serve_runs(project: Path) -> None:
     config["settings"]["runner"] = {"enabled": False}  # the gates here are opened by hand
     write_project(project, config)
     with serving(project) as s:
-        api = httpx.Client(base_url=s.url + "/api/v1", timeout=30)
+        api = httpx.Client(base_url=s.url + "/api/v1", timeout=30, headers=s.auth)
         events: list[dict[str, object]] = []
         stream_ready = threading.Event()
 
         def listen() -> None:
-            with httpx.stream("GET", s.url + "/api/v1/events", timeout=60) as r:
+            with httpx.stream("GET", s.url + "/api/v1/events", timeout=60, headers=s.auth) as r:
                 stream_ready.set()
                 for line in r.iter_lines():
                     if line.startswith("data: "):

@@ -201,6 +201,8 @@ async def test_a_stranger_cannot_approve_and_the_api_shows_the_channel(served: S
     assert served.telegram.sent[before:] == []  # silently ignored (allowlist)
 
     server = next(c for c in served.host.components if isinstance(c, ApiServer))
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.cli_token}"}
+    ) as client:
         channels = (await client.get("/api/v1/channels")).json()
     assert any(c.get("channel") == "telegram" or c.get("name") == "telegram" for c in channels)

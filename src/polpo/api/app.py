@@ -1,36 +1,42 @@
-"""The FastAPI application: routers, auth, errors, the dashboard.
+"""The FastAPI application: routers, the security layers, errors, the dashboard.
 
-Every route under ``/api/v1`` except ``/api/v1/health`` needs
-``Authorization: Bearer KEY`` when ``polpo serve`` has an API key; the check
-is a middleware, so a router added later is covered without doing anything.
-Errors are short JSON: ``{"error": "…"}`` with the status the
-:class:`~polpo.errors.PolpoError` says.
+Before any route runs, in this order (outermost first): security headers on
+every response (:mod:`~polpo.api.headers`), the ``Host`` check against DNS
+rebinding (:mod:`~polpo.api.hosts`), the cross-site write check
+(:mod:`~polpo.api.csrf`), and credentials (:mod:`~polpo.api.auth`: a
+dashboard session or a bearer token). They are middlewares, so a router
+added later is covered without doing anything. Errors are short JSON:
+``{"error": "…"}`` with the status the :class:`~polpo.errors.PolpoError` says.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
+from collections.abc import Iterable
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from polpo import __version__
+from polpo.api.auth import API_PREFIX, RequireAuth
+from polpo.api.csrf import SameOriginWrites
+from polpo.api.docs import SWAGGER_STATIC, swagger_assets
+from polpo.api.headers import SecurityHeaders
+from polpo.api.hosts import HostCheck, allowed_host_names
+from polpo.api.sessions import Sessions
 from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
     from polpo.host import Host
 
-API_PREFIX = "/api/v1"
 STATIC_DIR = Path(__file__).parent / "static"
 
 #: One line per resource: a module under ``polpo.api.routes`` exposing ``router``.
@@ -47,62 +53,47 @@ ROUTE_MODULES: list[str] = [
     "polpo.api.routes.runs",  # GET /tasks/{id}/runs
 ]
 
-#: Reachable without the API key (a load balancer's or `polpo whatsapp status`'s probe).
-PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health"})
 
+def create_app(
+    app: Polpo,
+    host: Host | None = None,
+    *,
+    api_key: str | None = None,
+    sessions: Sessions | None = None,
+    bound: str = "127.0.0.1",
+    allowed_hosts: Iterable[str] = (),
+) -> FastAPI:
+    """The API of ``app``; ``bound`` and ``allowed_hosts`` decide which ``Host`` is ours."""
+    from polpo.api import dashboard, docs
 
-def create_app(app: Polpo, host: Host | None = None, api_key: str | None = None) -> FastAPI:
     api = FastAPI(
         title="Polpo",
         version=__version__,
         description="Tasks, missions, agents and approval gates of one Polpo project.",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
     api.state.polpo = app
     api.state.host = host
-    api.state.api_key = api_key
+    api.state.sessions = sessions = sessions or Sessions()
+    api.state.static_dir = STATIC_DIR
     api.state.started_at = time.monotonic()
     for name in ROUTE_MODULES:
         api.include_router(import_module(name).router, prefix=API_PREFIX)
+    api.include_router(dashboard.router)
+    api.include_router(docs.router)
     _install_errors(api)
-    if STATIC_DIR.is_dir():
-        api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-
-        @api.get("/", include_in_schema=False)
-        async def dashboard() -> FileResponse:
-            return FileResponse(STATIC_DIR / "index.html")
-
-    if api_key:
-        api.add_middleware(BearerAuth, api_key=api_key)
+    assets = swagger_assets()
+    if assets is not None:
+        api.mount(SWAGGER_STATIC, StaticFiles(directory=assets), name="swagger")
+    api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # add_middleware wraps: the last added runs first.
+    api.add_middleware(RequireAuth, sessions=sessions, api_key=api_key)
+    api.add_middleware(SameOriginWrites)
+    api.add_middleware(HostCheck, allowed=allowed_host_names(bound, allowed_hosts))
+    api.add_middleware(SecurityHeaders)
     return api
-
-
-class BearerAuth:
-    """Pure ASGI middleware: ``/api/v1/*`` (health excepted) needs the bearer key."""
-
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {api_key}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if (
-            scope["type"] == "http"
-            and (path == API_PREFIX or path.startswith(API_PREFIX + "/"))
-            and path.rstrip("/") not in PUBLIC_PATHS
-        ):
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                response = JSONResponse(
-                    {"error": "missing or wrong API key: send Authorization: Bearer KEY"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def error_body(exc: PolpoError) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 Binding first turns "port in use" into one clear error before anything
 starts (uvicorn itself would log and ``sys.exit``), and lets tests ask for
 port 0 and read the real port back from :attr:`ApiServer.port`.
+
+Once listening, it writes ``.polpo/serve.json`` (the URL and the CLI's bearer
+token, see :mod:`polpo.servefile`) and logs the dashboard's one-time sign-in
+link; a clean stop removes the file.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from polpo.api.hosts import WILDCARDS, bracketed
 from polpo.errors import PolpoError
+from polpo.servefile import remove_serve_file, write_serve_file
 
 if TYPE_CHECKING:
+    from polpo.api.sessions import Sessions
     from polpo.app import Polpo
     from polpo.host import Host
     from polpo.serve import ServeOptions
@@ -83,19 +90,43 @@ class ApiServer:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        #: Set at start: the dashboard's sign-in links and the CLI's bearer token.
+        self.sessions: Sessions | None = None
 
     @property
     def url(self) -> str:
-        h = self.options.host
-        shown = f"[{h}]" if ":" in h and not h.startswith("[") else h
-        return f"http://{shown}:{self.port}"
+        return f"http://{bracketed(self.options.host)}:{self.port}"
+
+    @property
+    def local_url(self) -> str:
+        """The URL a browser on this machine opens (a wildcard bind answers on loopback)."""
+        h = bracketed(self.options.host)
+        if h in WILDCARDS:
+            h = "[::1]" if ":" in h else "127.0.0.1"
+        return f"http://{h}:{self.port}"
+
+    @property
+    def cli_token(self) -> str:
+        """The bearer token ``polpo serve`` hands its CLI (also in ``.polpo/serve.json``)."""
+        if self.sessions is None:
+            raise RuntimeError("the API server has not started")
+        return self.sessions.cli_token
 
     async def start(self) -> None:
         from polpo.api.app import create_app
+        from polpo.api.sessions import Sessions
 
         sock = bind_socket(self.options.host, self.options.port)
         self.port = int(sock.getsockname()[1])
-        api = create_app(self.app, self.host, self.options.api_key)
+        self.sessions = Sessions(self.port)
+        api = create_app(
+            self.app,
+            self.host,
+            api_key=self.options.api_key,
+            sessions=self.sessions,
+            bound=self.options.host,
+            allowed_hosts=self.options.allowed_hosts,
+        )
         api.state.stopping = self._stopping
         config = uvicorn.Config(
             api,
@@ -121,10 +152,24 @@ class ApiServer:
             await self.stop()
             sock.close()
             raise PortInUseError(f"the HTTP API did not start on {self.url}")
-        log.info("HTTP API listening on %s (dashboard at %s/)", self.url, self.url)
+        self._write_serve_file()  # before the line below: tests and scripts wait for it
+        log.info("HTTP API listening on %s (API docs at %s/api/v1/docs)", self.url, self.url)
+        link = f"{self.local_url}/?token={self.sessions.new_link_token(ttl=None)}"
+        log.info(
+            "Dashboard: open %s (a one-time sign-in link; polpo dashboard prints a fresh one)", link
+        )
+
+    def _write_serve_file(self) -> None:
+        assert self.sessions is not None
+        try:
+            write_serve_file(self.app.loaded.polpo_dir, self.local_url, self.sessions.cli_token)
+        except OSError as e:  # the API works without it; only the CLI's questions do not
+            log.warning("cannot write %s/serve.json: %s", self.app.loaded.polpo_dir, e.strerror)
 
     async def stop(self) -> None:
         self._stopping.set()
+        if self.sessions is not None:
+            remove_serve_file(self.app.loaded.polpo_dir, self.sessions.cli_token)
         server, task = self._server, self._task
         if server is None or task is None:
             return

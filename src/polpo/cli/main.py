@@ -60,6 +60,7 @@ COMMAND_MODULES: list[str] = [
     "polpo.cli.run",  # run (drain the task queue once)
     "polpo.cli.approvals",  # approvals list|show|approve|reject
     "polpo.cli.serve",  # serve
+    "polpo.cli.dashboard",  # dashboard (a fresh sign-in link for serve's dashboard)
     "polpo.cli.telegram",  # telegram status|delete-webhook
     "polpo.cli.peers",  # peers list|allow|revoke|link|unlink, pair list|approve
     "polpo.cli.simulate",  # simulate, chat

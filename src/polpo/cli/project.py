@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 #: Written next to polpo.json so the database and credentials stay out of git.
-POLPO_GITIGNORE = "# Written by polpo init: local state, never commit it.\npolpo.db*\nwhatsapp/\n"
+POLPO_GITIGNORE = (
+    "# Written by polpo init: local state, never commit it.\npolpo.db*\nwhatsapp/\nserve.json\n"
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -34,8 +34,9 @@ def serve(
         str | None,
         typer.Option(
             "--api-key",
-            help="Require Authorization: Bearer KEY on /api/v1 (default: $POLPO_API_KEY, "
-            "or the variable settings.server.apiKeyEnv names). Needed off loopback.",
+            help="Also accept Authorization: Bearer KEY (for scripts; required off loopback). "
+            "Prefer $POLPO_API_KEY (or the variable settings.server.apiKeyEnv names): "
+            "a key on the command line is visible to every user in ps.",
             show_default=False,
         ),
     ] = None,
@@ -44,7 +45,14 @@ def serve(
         typer.Option("--log-level", help="debug, info, warning or error."),
     ] = "info",
 ) -> None:
-    """Run Polpo: the task runner, the WhatsApp/Telegram gateway, alerts, the HTTP API and dashboard."""
+    """Run Polpo: the task runner, the WhatsApp/Telegram gateway, alerts, the HTTP API and dashboard.
+
+    It prints a one-time link that signs your browser in to the dashboard
+    (polpo dashboard prints a fresh one). The API answers only to this
+    machine's names and settings.server.allowedHosts, refuses cross-site
+    writes, and wants the dashboard's session, the CLI's token from
+    .polpo/serve.json, or the API key.
+    """
     import asyncio
     import logging
 
@@ -57,6 +65,13 @@ def serve(
         raise CliUsageError(f"--log-level must be debug, info, warning or error; got {log_level!r}")
     loaded = load(ctx)
     options = resolve_options(loaded.config, host=host, port=port, api_key=api_key)
+    if api_key is not None:
+        env = loaded.config.settings.server.api_key_env
+        typer.echo(
+            f"Warning: --api-key is visible to every user of this machine (ps, /proc); "
+            f"set {env} in the environment instead.",
+            err=True,
+        )
     logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S")
     for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -256,35 +256,18 @@ def status(
 
 def _ask_server(loaded: LoadedConfig | None) -> tuple[str, dict[str, Any] | None, str | None]:
     """(server url, its WhatsApp channel row, error) from ``GET /api/v1/channels``."""
-    import os
+    from polpo.cli.serve_client import ServeUnreachable, ask_serve
 
-    import httpx
-
-    host, port, key_env = "127.0.0.1", 3890, "POLPO_API_KEY"
-    if loaded is not None:
-        server = loaded.config.settings.server
-        host, port, key_env = server.host, server.port, server.api_key_env
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    url = f"http://{host}:{port}"
-    headers = {}
-    key = os.environ.get(key_env, "").strip()
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    try:
-        response = httpx.get(f"{url}/api/v1/channels", headers=headers, timeout=2.0)
-    except httpx.HTTPError as e:
-        return url, None, type(e).__name__ if not str(e) else str(e)
-    if response.status_code != 200:
-        return url, None, f"HTTP {response.status_code}"
-    try:
-        rows = response.json()
-    except ValueError:
-        return url, None, "not a Polpo API"
+    answer = ask_serve(loaded, "GET", "/api/v1/channels")
+    if isinstance(answer, ServeUnreachable):
+        return answer.url, None, answer.reason
+    if answer.status != 200:
+        return answer.url, None, f"HTTP {answer.status}"
+    rows = answer.body
     for row in rows if isinstance(rows, list) else []:
         if isinstance(row, dict) and row.get("channel") == "whatsapp":
-            return url, row, None
-    return url, None, None
+            return answer.url, row, None
+    return answer.url, None, None
 
 
 @app.command()

@@ -17,7 +17,16 @@ from pathlib import Path
 import httpx
 from wa_support import FAKE_WORKER, OWN_PHONE, make_credentials
 
+from polpo.servefile import read_serve_file
+
 LISTENING = re.compile(r"HTTP API listening on (http://\S+) ")
+
+
+def _auth(project: Path) -> dict[str, str]:
+    """What the CLI sends: the token serve wrote to .polpo/serve.json."""
+    written = read_serve_file(project / ".polpo")
+    assert written is not None
+    return {"Authorization": f"Bearer {written.token}"}
 
 
 def test_serve_connects_whatsapp_reports_it_and_stops_the_worker(tmp_path: Path) -> None:
@@ -66,7 +75,7 @@ def test_serve_connects_whatsapp_reports_it_and_stops_the_worker(tmp_path: Path)
         deadline = time.monotonic() + 30
         rows: list[dict[str, object]] = []
         while time.monotonic() < deadline:
-            rows = httpx.get(f"{url}/api/v1/channels", timeout=5).json()
+            rows = httpx.get(f"{url}/api/v1/channels", timeout=5, headers=_auth(tmp_path)).json()
             if rows and rows[0].get("state") == "connected":
                 break
             time.sleep(0.05)
@@ -130,14 +139,16 @@ def test_serve_without_a_linked_account_shows_the_qr_on_its_api(tmp_path: Path) 
         deadline = time.monotonic() + 30
         rows: list[dict[str, object]] = []
         while time.monotonic() < deadline:
-            rows = httpx.get(f"{url}/api/v1/channels", timeout=5).json()
+            rows = httpx.get(f"{url}/api/v1/channels", timeout=5, headers=_auth(tmp_path)).json()
             if rows and rows[0].get("qr"):
                 break
             time.sleep(0.05)
         assert rows[0]["channel"] == "whatsapp" and rows[0]["qr"] is True
         assert rows[0]["state"] == "waiting_for_login"
         assert "Linked devices" in str(rows[0]["detail"])
-        svg = httpx.get(f"{url}/api/v1/channels/whatsapp/qr.svg", timeout=5)
+        svg = httpx.get(
+            f"{url}/api/v1/channels/whatsapp/qr.svg", timeout=5, headers=_auth(tmp_path)
+        )
         assert svg.status_code == 200 and b"<svg" in svg.content
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -24,6 +24,8 @@ from polpo.store.records import events_after
 router = APIRouter(tags=["events"])
 
 KEEPALIVE_SECONDS = 15.0
+#: Event ids fit a signed 64-bit column; larger ``after`` values are a 422 (never a 500).
+MAX_EVENT_ID = 2**63 - 1
 
 
 def sse(ev: Event) -> str:
@@ -39,13 +41,15 @@ def sse(ev: Event) -> str:
 async def stream_events(
     request: Request,
     app: PolpoDep,
-    after: Annotated[int | None, Query(ge=0, description="Replay events after this id")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_ID, description="Replay events after this id")
+    ] = None,
     types: Annotated[str, Query(description="Glob of event types, e.g. approval:*")] = "*",
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     start = after
-    if start is None and last_event_id and last_event_id.isdigit():
-        start = int(last_event_id)
+    if start is None and last_event_id and last_event_id.isascii() and last_event_id.isdigit():
+        start = min(int(last_event_id), MAX_EVENT_ID)
     queue, unsubscribe = app.bus.queue(types)
     stopping: asyncio.Event = getattr(request.app.state, "stopping", None) or asyncio.Event()
 

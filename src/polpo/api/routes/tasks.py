@@ -12,6 +12,9 @@ from polpo.api.deps import API_ACTOR, PolpoDep
 
 router = APIRouter(tags=["tasks"])
 
+#: Bounded so a huge value is a 422, not an overflow in the database (a 500).
+MAX_OFFSET = 1_000_000_000
+
 
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
@@ -46,7 +49,7 @@ async def list_tasks(
     mission: str | None = None,
     agent: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[dict[str, Any]]:
     statuses = [s for raw in status or [] for s in raw.split(",") if s] or None
     tasks = await app.tasks.list(

@@ -1,10 +1,9 @@
 // Polpo dashboard: plain JS over /api/v1, no build step.
-// When polpo serve has an API key, the page asks for it once per tab
-// (kept in sessionStorage) and sends it as a bearer token.
+// The session cookie (set by the one-time link polpo serve prints) authenticates
+// every request; writes send JSON from this origin, as the server requires.
 "use strict";
 
 const API = "/api/v1";
-const KEY = "polpo.apiKey";
 
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
@@ -19,23 +18,19 @@ function age(ts) {
   return Math.floor(s / 86400) + "d";
 }
 
+class SignedOut extends Error {}
+
 async function api(path, options = {}) {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const headers = {"Content-Type": "application/json"};
-    const key = sessionStorage.getItem(KEY);
-    if (key) headers["Authorization"] = "Bearer " + key;
-    const res = await fetch(API + path, {...options, headers});
-    if (res.status === 401 && attempt === 0) {
-      const entered = prompt("This Polpo needs its API key:");
-      if (!entered) throw new Error("no API key given");
-      sessionStorage.setItem(KEY, entered.trim());
-      continue;
-    }
-    const body = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error(body.error || res.statusText);
-    return body;
+  const init = {...options, credentials: "same-origin", headers: {"Accept": "application/json"}};
+  if (init.method && init.method !== "GET") {
+    init.headers["Content-Type"] = "application/json";
+    init.body = init.body ?? "{}";
   }
-  throw new Error("wrong API key");
+  const res = await fetch(API + path, init);
+  if (res.status === 401) throw new SignedOut("Signed out: open the link polpo serve printed, or run polpo dashboard for a fresh one.");
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.error || res.statusText);
+  return body;
 }
 
 function showError(e) {
@@ -67,19 +62,10 @@ function renderChannels(list) {
   for (const img of el.querySelectorAll("img[data-qr]")) loadQr(img);
 }
 
-// The QR image is fetched like the rest of the API (with the key), then shown as a blob.
+// The QR image is loaded with the session cookie; a new URL each render so it follows rotations.
 const qrImages = {};
-async function loadQr(img) {
-  const name = img.dataset.qr;
-  const headers = {};
-  const key = sessionStorage.getItem(KEY);
-  if (key) headers["Authorization"] = "Bearer " + key;
-  const res = await fetch(`${API}/channels/${encodeURIComponent(name)}/qr.svg`, {headers, cache: "no-store"});
-  if (!res.ok) return;
-  const url = URL.createObjectURL(await res.blob());
-  if (qrImages[name]) URL.revokeObjectURL(qrImages[name]);
-  qrImages[name] = url;
-  img.src = url;
+function loadQr(img) {
+  img.src = `${API}/channels/${encodeURIComponent(img.dataset.qr)}/qr.svg?t=${Date.now()}`;
 }
 
 // QR codes run out after a few minutes; opening (or reloading) the page asks for new ones.
@@ -128,7 +114,10 @@ async function refresh() {
     await askForNewQr(channels);
     renderStatus(status); renderChannels(channels); renderPairing(pairing); renderApprovals(approvals); renderTasks(tasks);
     showError(null);
-  } catch (e) { showError(e); }
+  } catch (e) {
+    showError(e);
+    if (e instanceof SignedOut) clearInterval(poller);
+  }
 }
 
 document.addEventListener("click", async (ev) => {
@@ -149,5 +138,5 @@ document.addEventListener("click", async (ev) => {
   } catch (e) { showError(e); }
 });
 
+const poller = setInterval(refresh, 3000);
 refresh();
-setInterval(refresh, 3000);

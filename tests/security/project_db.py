@@ -1,0 +1,49 @@
+"""Reading and seeding the attacked project's database from the test process
+(the same SQLite file serve uses, through the same services)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from polpo.app import Polpo
+from polpo.config import load_config
+from polpo.errors import NotFoundError
+from tests.services.peers_helpers import pairing_request
+
+T = TypeVar("T")
+
+
+def with_project(root: Path, fn: Callable[[Polpo], Awaitable[T]]) -> T:
+    async def go() -> T:
+        app = await Polpo.open(load_config(cwd=root))
+        try:
+            return await fn(app)
+        finally:
+            await app.close()
+
+    return asyncio.run(go())
+
+
+def peer_allowed(root: Path, peer: str) -> bool:
+    async def read(app: Polpo) -> bool:
+        try:
+            return (await app.peers.get(peer)).allowed
+        except NotFoundError:
+            return False
+
+    return with_project(root, read)
+
+
+def add_pairing_request(root: Path, code: str, peer: str) -> None:
+    with_project(root, lambda app: pairing_request(app, code, peer, "Mallory"))
+
+
+def pairing_status(root: Path, code: str) -> str:
+    async def read(app: Polpo) -> str:
+        found = [r for r in await app.peers.list_pairing("all") if r.code == code]
+        return found[0].status if found else "missing"
+
+    return with_project(root, read)
