@@ -6,6 +6,11 @@ Prints:
   (plain and extended text, captions, wrappers, edits, reactions, LID senders,
   groups, status broadcasts), from objects and from wire bytes (what the
   worker gets from Go: parse + normalise + encode the protocol line);
+- the same with the inbound journal in place (the worker's real path: parse,
+  normalise, drop what is not for Polpo, append to the journal with one
+  fsync per batch, encode the protocol line), on this machine's disk, for
+  a burst (batches of up to 512, as the pump forms them) and for messages
+  arriving one at a time (one fsync each: the latency a message pays);
 - the real worker's resident memory (RSS) when idle: after start-up (neonize
   imported), and after a connect attempt (the Go runtime running; no network
   here, so the attempt fails and the process exits: measured just before).
@@ -20,6 +25,7 @@ import contextlib
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import psutil
 from neonize.proto.Neonize_pb2 import JID, MessageInfo, MessageSource
@@ -36,7 +42,9 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
 )
 
 from polpo.channels.whatsapp import protocol as p
-from polpo.channels.whatsapp.normalize import OwnAccount, normalize
+from polpo.channels.whatsapp.journal import JOURNAL_NAME, Journal
+from polpo.channels.whatsapp.normalize import OwnAccount, for_polpo, normalize
+from polpo.channels.whatsapp.worker import MAX_BATCH
 
 OWN = OwnAccount(phone="39000000001", lid="900000000000001")
 N = 50_000
@@ -112,6 +120,27 @@ def bench_wire(blobs: list[bytes]) -> float:
     return len(blobs) / (time.perf_counter() - started)
 
 
+def bench_journal(blobs: list[bytes], directory: str, batch: int) -> float:
+    """The worker's path with the journal: ``batch`` events per fsync."""
+    sent = {"3EB0SENT"}
+    journal = Journal.open(Path(directory) / JOURNAL_NAME)
+    started = time.perf_counter()
+    for start in range(0, len(blobs), batch):
+        ready = []
+        for blob in blobs[start : start + batch]:
+            m = normalize(MessageEv.FromString(blob), own=OWN, sent_ids=sent, now=0.0)
+            if m is not None and for_polpo(m, groups=False):
+                line = p.encode(p.MessageReceived(message=p.inbound_to_wire(m)))
+                ready.append((m.message_id, blob, line))
+        journal.append(ready)
+    took = time.perf_counter() - started
+    for message_id, _raw, _wire in ready:
+        journal.ack(message_id)
+    journal.close()
+    (Path(directory) / JOURNAL_NAME).unlink()
+    return len(blobs) / took
+
+
 async def worker_rss(tmp: str) -> tuple[float, float]:
     """(MB after start-up, MB while connecting) of the real worker."""
     proc = await asyncio.create_subprocess_exec(
@@ -157,6 +186,17 @@ def main() -> None:
         f"parse + normalise + protocol line: {statistics.median(wire):>9,.0f} events/s  (best {max(wire):,.0f})"
     )
     import tempfile
+
+    # on the project's disk (not a tmpfs): fsync costs what it costs there
+    with tempfile.TemporaryDirectory(dir=".") as tmp:
+        burst = [bench_journal(blobs, tmp, MAX_BATCH) for _ in range(3)]
+        single = bench_journal(blobs[:200], tmp, 1)
+    print(
+        f"… + journal, burst (≤{MAX_BATCH}/fsync):     {statistics.median(burst):>9,.0f} events/s  (best {max(burst):,.0f})"
+    )
+    print(
+        f"… + journal, one at a time:        {single:>9,.0f} events/s  ({1000 / single:.1f} ms a message)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         idle, connecting = asyncio.run(worker_rss(tmp))

@@ -7,7 +7,6 @@ The neonize client is replaced by a stub at its narrowest seam (``get_me``,
 from __future__ import annotations
 
 import io
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
 from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp import worker as w
+from polpo.channels.whatsapp.journal import JOURNAL_NAME, Journal
 from polpo.gateway.pipeline import UNREADABLE_REPLY
 
 
@@ -104,30 +104,56 @@ def test_connected_reports_the_linked_account(worker: w.Worker) -> None:
     ]
 
 
-def test_a_message_is_normalised_emitted_and_held_until_acked(worker: w.Worker) -> None:
-    worker.on_connected(worker.client, None)
+def _lid_message(id: str = "3EB0IN", text: str = "ciao") -> MessageEv:
     lid = JID(User="555", Server="lid")
-    ev = MessageEv(
+    return MessageEv(
         Info=MessageInfo(
-            ID="3EB0IN",
+            ID=id,
             Timestamp=1_800_000_000_000,
             Pushname="Ada",
             MessageSource=MessageSource(Chat=lid, Sender=lid),
         ),
-        Message=Message(conversation="ciao"),
+        Message=Message(conversation=text),
     )
-    handler = threading.Thread(target=worker.on_message, args=(worker.client, ev))
-    handler.start()
-    handler.join(0.2)
-    assert handler.is_alive()  # waiting for the parent's ack
-    worker.pending_acks["3EB0IN"].set()
-    handler.join(5)
-    assert not handler.is_alive()
+
+
+def test_a_message_is_journaled_then_handed_on_and_the_callback_never_waits(
+    worker: w.Worker,
+) -> None:
+    worker.on_connected(worker.client, None)
+    worker.open_journal()
+    worker.on_message(worker.client, _lid_message())  # only queues: neonize is not held
+    assert [type(e) for e in events(worker)] == [p.Connected]
+    worker.drain()  # what the pump thread does
     received = events(worker)[-1]
     assert isinstance(received, p.MessageReceived)
     m = received.inbound()
     # the LID resolved through the library's mapping
     assert (m.peer, m.lid, m.text, m.timestamp) == ("39123456789", "555", "ciao", 1_800_000_000.0)
+    assert worker.journal is not None
+    (entry,) = Journal.open(worker.auth_dir / JOURNAL_NAME).unacked()
+    assert entry.message_id == "3EB0IN" and p.decode_event(entry.line) == received
+    assert MessageEv.FromString(entry.raw) == _lid_message()  # the raw event, as received
+
+
+def test_the_parents_ack_trims_the_journal_and_a_new_worker_replays_the_rest(
+    worker: w.Worker, tmp_path: Path
+) -> None:
+    worker.open_journal()
+    for i in (1, 2, 3):
+        worker.on_message(worker.client, _lid_message(f"M{i}", f"text {i}"))
+    worker.drain()
+    worker.read_commands(io.BytesIO(b'{"type":"ack","message_id":"M2"}\n'))
+    worker.commands.put(None)  # end the command thread read_commands started
+    # the worker is killed here; the next one replays what was never acknowledged
+    out = io.StringIO()
+    again = w.Worker(worker.auth_dir, w.Output(out, on_gone=lambda: None))
+    again.open_journal()
+    replayed = [p.decode_event(line) for line in out.getvalue().splitlines()]
+    assert [e.inbound().message_id for e in replayed if isinstance(e, p.MessageReceived)] == [
+        "M1",
+        "M3",
+    ]
 
 
 def test_own_sent_messages_are_not_emitted(worker: w.Worker) -> None:
@@ -140,7 +166,8 @@ def test_own_sent_messages_are_not_emitted(worker: w.Worker) -> None:
         ),
         Message=Message(conversation="hello me"),
     )
-    worker.on_message(worker.client, echo)  # returns at once: nothing to wait for
+    worker.on_message(worker.client, echo)
+    worker.drain()
     assert [type(e) for e in events(worker)] == [p.Connected, p.Sent]
 
 
@@ -283,7 +310,6 @@ def test_the_own_account_is_known_from_the_device_store_before_connected(
     out = io.StringIO()
     wk = w.Worker(auth, w.Output(out, on_gone=lambda: None))
     wk.client = StubClient()
-    wk.pending_acks = _AutoAck()  # type: ignore[assignment]
     # offline catch-up: the owner's LID-addressed self-chat, before any Connected
     me = JID(User="900001", Server="lid", Device=3)
     wk.on_message(
@@ -295,18 +321,11 @@ def test_the_own_account_is_known_from_the_device_store_before_connected(
             Message=Message(conversation="/status"),
         ),
     )
+    wk.drain()
     (received,) = [p.decode_event(line) for line in out.getvalue().splitlines()]
     assert isinstance(received, p.MessageReceived)
     m = received.inbound()
     assert m.is_self_chat and m.peer == "39000000001" and m.lid == "900001"
-
-
-class _AutoAck(dict[str, threading.Event]):
-    """pending_acks whose entries are acked as soon as they are made (no parent here)."""
-
-    def __setitem__(self, key: str, waiter: threading.Event) -> None:
-        waiter.set()
-        super().__setitem__(key, waiter)
 
 
 def test_qr_login_end_states_are_one_clear_line(worker: w.Worker) -> None:
@@ -352,7 +371,6 @@ def _undecryptable(
 
 
 def test_an_undecryptable_message_is_handed_on_once_per_sender(worker: w.Worker) -> None:
-    worker.pending_acks = _AutoAck()  # type: ignore[assignment]
     worker.on_undecryptable(worker.client, _undecryptable(id="X1"))
     worker.on_undecryptable(worker.client, _undecryptable(id="X2"))  # still unreadable: once
     hidden = UndecryptableMessage.DECRYPT_FAIL_HIDE
@@ -365,6 +383,7 @@ def test_an_undecryptable_message_is_handed_on_once_per_sender(worker: w.Worker)
     )
     worker.on_message(worker.client, readable)
     worker.on_undecryptable(worker.client, _undecryptable(id="X3"))  # a new failure: told again
+    worker.drain()
     got = [e.inbound() for e in events(worker) if isinstance(e, p.MessageReceived)]
     assert [(m.message_id, m.kind) for m in got] == [
         ("X1", "undecryptable"),

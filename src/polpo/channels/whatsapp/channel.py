@@ -18,7 +18,7 @@ supervision:
   ``polpo whatsapp login``), another client replaces this one (``replaced``:
   no fight), or WhatsApp refuses it for good (``error``);
 - every inbound message is handed to ``listener.on_message`` and only then
-  acknowledged to the worker;
+  acknowledged to the worker (which then trims it from its journal);
 - sends, typing and read marks go through :mod:`.outbound`.
 
 The worker process itself (spawn, JSON lines, stop/kill) is :mod:`.process`.
@@ -356,7 +356,9 @@ class WhatsAppChannel:
     async def _run_worker(self, *, login: bool = False) -> tuple[Outcome, WorkerRun]:
         """Run one worker to its end: (outcome, what the run told us)."""
         try:
-            proc = await WorkerProcess.spawn(self.auth_dir, self.worker_options)
+            proc = await WorkerProcess.spawn(
+                self.auth_dir, self.worker_options, inbound=self.inbound
+            )
         except OSError as e:
             self._detail = f"cannot start the WhatsApp worker ({e})"
             return Outcome.TRANSIENT, WorkerRun(login=login)

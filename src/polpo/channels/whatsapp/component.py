@@ -51,7 +51,11 @@ def make_whatsapp_channel(
     return WhatsAppChannel(
         app.loaded.resolve(config.auth_dir),
         inbound=config.gateway.enable_inbound,
-        worker=replace(worker or WorkerOptions(), bot_tag=config.bot_tag),
+        worker=replace(
+            worker or WorkerOptions(),
+            bot_tag=config.bot_tag,
+            groups=config.gateway.group_policy == "open",
+        ),
         login=login,
         outbound=outbound,
         ownership=OwnershipOptions(store=app.store),

@@ -184,6 +184,16 @@ def normalize(
     )
 
 
+def for_polpo(message: InboundMessage, *, groups: bool) -> bool:
+    """Whether Polpo may keep ``message`` at all (SPEC §12: nothing that is not
+    addressed to it is stored): not the owner's own messages to other people,
+    not group messages unless groups are for Polpo (``groupPolicy`` open).
+    Dropped in the worker, so they never reach the journal or the inbox."""
+    if message.is_from_me and not message.is_self_chat:
+        return False
+    return groups or not message.is_group
+
+
 def normalize_undecryptable(
     ev: UndecryptableMessage,
     *,

@@ -50,12 +50,19 @@ class WorkerOptions:
     stop_timeout: float = 10.0
     #: a worker that says nothing about the connection this long after ``connect`` is hung
     connect_timeout: float = 120.0
+    #: group messages are for Polpo (``groupPolicy`` open); else the worker drops them
+    groups: bool = False
 
-    def argv(self, auth_dir: Path) -> list[str]:
+    def argv(self, auth_dir: Path, *, inbound: bool = True) -> list[str]:
+        """The command line; ``inbound=False``: no message is for Polpo (send-only)."""
         command = list(self.command) if self.command else default_worker_command()
         command += ["--auth-dir", str(auth_dir)]
         if self.bot_tag:
             command.append("--bot-tag")
+        if self.groups:
+            command.append("--groups")
+        if not inbound:
+            command.append("--send-only")
         return command
 
     def environment(self) -> dict[str, str]:
@@ -80,10 +87,12 @@ class WorkerProcess:
         self._stderr_task = asyncio.create_task(self._drain_stderr(), name="whatsapp-stderr")
 
     @classmethod
-    async def spawn(cls, auth_dir: Path, options: WorkerOptions) -> WorkerProcess:
+    async def spawn(
+        cls, auth_dir: Path, options: WorkerOptions, *, inbound: bool = True
+    ) -> WorkerProcess:
         """Start a worker for ``auth_dir``; raises ``OSError`` when it cannot be started."""
         proc = await asyncio.create_subprocess_exec(
-            *options.argv(auth_dir),
+            *options.argv(auth_dir, inbound=inbound),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

@@ -86,8 +86,9 @@ class MarkRead:
 class Ack:
     """The parent stored the ``message`` event with this id; the worker may let it go.
 
-    The worker holds neonize's event callback until the ack arrives (or a
-    timeout passes), so WhatsApp's delivery receipt follows the store.
+    The worker journals every message before sending the event; the ack trims
+    it from the journal. A worker that starts sends the unacknowledged ones
+    again first (the gateway drops what it already has by message id).
     """
 
     TYPE: ClassVar[str] = "ack"

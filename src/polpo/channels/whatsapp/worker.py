@@ -13,9 +13,14 @@ a leak ends with the process; the parent restarts it with backoff.
 Threads: the main thread reads stdin; ``ack`` is handled at once, every other
 command runs in order on one command thread (so a slow send never delays an
 ack); neonize's blocking ``connect()`` runs on its own thread and calls our
-event handlers from Go threads. A message handler writes the ``message``
-event, then waits (up to :data:`ACK_TIMEOUT`) for the parent's ``ack``, so
-WhatsApp's delivery receipt is only sent once the gateway stored the message.
+event handlers from a Go thread. A message handler only queues the event and
+returns: the *pump* thread reads the queued events, drops what is not for
+Polpo, appends the rest to the journal (:mod:`.journal`, one ``fsync`` per
+batch) and only then hands them to the parent. The parent's ``ack`` (the
+gateway stored it) trims the journal; a worker that starts replays what was
+never acknowledged. Holding neonize's callback until the gateway answers
+would delay nothing (whatsmeow has sent WhatsApp's delivery receipt already)
+and would block every other event — LoggedOut, StreamReplaced — behind it.
 """
 
 from __future__ import annotations
@@ -32,13 +37,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from polpo.channels.base import InboundMessage
 from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp.account import DB_NAME, linked_account, secure
+from polpo.channels.whatsapp.journal import JOURNAL_NAME, Journal
 
 log = logging.getLogger("polpo.whatsapp.worker")
 
-#: seconds a message handler waits for the parent to store the message
-ACK_TIMEOUT = 60.0
+#: the most queued events journaled with one fsync
+MAX_BATCH = 512
+#: how long a stopping worker waits for the pump to journal what is queued
+PUMP_DRAIN_SECONDS = 5.0
 #: how long the first QR code is valid, and each one after it (whatsmeow's timings)
 FIRST_QR_SECONDS = 60
 NEXT_QR_SECONDS = 20
@@ -57,6 +66,9 @@ SCANNED_WITHOUT_MULTIDEVICE = (
     "the phone that scanned the code cannot link devices: update WhatsApp on the phone, "
     "then scan the code again"
 )
+
+
+ClientFactory = Callable[[Path, Callable[[str], None]], Any]
 
 
 def make_client(db: Path, on_login_status: Callable[[str], None]) -> Any:
@@ -87,7 +99,10 @@ class Output:
         self._on_gone = on_gone or _exit_quietly
 
     def emit(self, event: p.Event) -> None:
-        line = p.encode(event)
+        self.emit_line(p.encode(event))
+
+    def emit_line(self, line: str) -> None:
+        """One protocol line already encoded (``p.encode``; the journal keeps the same)."""
         with self._lock:
             try:
                 self._stream.write(line)
@@ -102,14 +117,29 @@ def _exit_quietly() -> None:
 
 
 class Worker:
-    def __init__(self, auth_dir: Path, out: Output) -> None:
+    def __init__(
+        self,
+        auth_dir: Path,
+        out: Output,
+        *,
+        make_client: ClientFactory | None = None,
+        groups: bool = False,
+        inbound: bool = True,
+    ) -> None:
         self.auth_dir = auth_dir
         self.out = out
         self.client: Any = None
         self.own_phone: str | None = None
         self.own_lid: str | None = None
         self.sent_ids: set[str] = set()
-        self.pending_acks: dict[str, threading.Event] = {}
+        self.make_client = make_client
+        #: what the worker will hand on: group messages (groupPolicy open)? anything (inbound)?
+        self.groups = groups
+        self.inbound = inbound
+        self.journal: Journal | None = None
+        #: events neonize handed over, waiting for the pump (None: the pump ends)
+        self.queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
+        self.pump_thread: threading.Thread | None = None
         self.commands: queue.Queue[p.Command | None] = queue.Queue()
         self.stopping = threading.Event()
         self.command_thread: threading.Thread | None = None
@@ -151,9 +181,8 @@ class Worker:
                 self.out.emit(p.Error(message=str(e), code="bad_command", retryable=False))
                 continue
             if isinstance(command, p.Ack):
-                waiter = self.pending_acks.pop(command.message_id, None)
-                if waiter is not None:
-                    waiter.set()
+                if self.journal is not None:
+                    self.journal.ack(command.message_id)
                 continue
             self.commands.put(command)
             if isinstance(command, p.Stop):
@@ -199,7 +228,11 @@ class Worker:
             return
         secure(self.auth_dir)
         self.read_own_account()
-        self.client = make_client(self.auth_dir / DB_NAME, self.on_login_status)
+        self.open_journal()
+        self.pump_thread = threading.Thread(target=self.pump, name="inbound", daemon=True)
+        self.pump_thread.start()
+        factory = self.make_client or make_client
+        self.client = factory(self.auth_dir / DB_NAME, self.on_login_status)
         self._register(self.client)
         self.connect_thread = threading.Thread(target=self._run_client, name="neonize")
         self.connect_thread.start()
@@ -455,55 +488,116 @@ class Worker:
 
     # -- messages ------------------------------------------------------------------------
 
-    def on_message(self, _client: Any, ev: Any) -> None:
-        from polpo.channels.whatsapp.normalize import OwnAccount, normalize
-
+    def open_journal(self) -> None:
+        """Open the journal and replay what the last run never had acknowledged."""
         try:
-            message = normalize(
-                ev,
-                own=OwnAccount(self.own_phone, self.own_lid),
-                sent_ids=self.sent_ids,
-                resolve_lid=self._resolve_lid,
-                now=time.time(),
-            )
-        except Exception:
-            log.exception("whatsapp worker: a message could not be read; skipped")
+            self.journal = Journal.open(self.auth_dir / JOURNAL_NAME)
+        except OSError as e:
+            log.error("whatsapp worker: no journal (%s); messages are handed on unjournaled", e)
+            self.journal = None
             return
-        if message is None:
-            return
-        self.told_unreadable.discard(message.peer)  # readable again: tell them next time
-        self._hand_over(message)
+        for entry in self.journal.unacked():
+            self.out.emit_line(entry.line)
+
+    def on_message(self, _client: Any, ev: Any) -> None:
+        self.queue.put(("message", ev))
 
     def on_undecryptable(self, _client: Any, ev: Any) -> None:
-        """A message whatsmeow could not decrypt: the sender is asked, once, to send
-        it again (the gateway answers admitted peers only)."""
-        from polpo.channels.whatsapp.normalize import OwnAccount, normalize_undecryptable
+        self.queue.put(("undecryptable", ev))
 
+    def pump(self) -> None:
+        """Take queued events in batches (see :meth:`hand_over`) until told to end."""
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            batch = [item]
+            done = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                    break
+                batch.append(more)
+            self.hand_over(batch)
+            if done:
+                return
+
+    def drain(self) -> None:
+        """Hand over whatever is queued now, on this thread (tests; no pump running)."""
+        batch: list[tuple[str, Any]] = []
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                batch.append(item)
+        self.hand_over(batch)
+
+    def hand_over(self, batch: list[tuple[str, Any]]) -> None:
+        """Read each event, journal what is for Polpo (one fsync), then tell the parent."""
+        ready: list[tuple[InboundMessage, Any]] = []
+        for kind, ev in batch:
+            message = self.read(kind, ev)
+            if message is not None:
+                ready.append((message, ev))
+        if not ready:
+            return
+        lines = [p.encode(p.MessageReceived(message=p.inbound_to_wire(m))) for m, _ in ready]
+        if self.journal is not None:
+            try:
+                self.journal.append(
+                    [
+                        (m.message_id, ev.SerializePartialToString(), line)
+                        for (m, ev), line in zip(ready, lines, strict=True)
+                    ]
+                )
+            except OSError as e:  # a full disk: hand them on anyway (the parent stores them)
+                log.error("whatsapp worker: cannot journal %d message(s): %s", len(ready), e)
+        for line in lines:
+            self.out.emit_line(line)
+
+    def read(self, kind: str, ev: Any) -> InboundMessage | None:
+        """The message an event carries for Polpo, or None (not a message, or not for Polpo)."""
+        from polpo.channels.whatsapp.normalize import (
+            OwnAccount,
+            for_polpo,
+            normalize,
+            normalize_undecryptable,
+        )
+
+        own = OwnAccount(self.own_phone, self.own_lid)
         try:
-            message = normalize_undecryptable(
-                ev,
-                own=OwnAccount(self.own_phone, self.own_lid),
-                resolve_lid=self._resolve_lid,
-                now=time.time(),
-            )
+            if kind == "undecryptable":
+                log.info("whatsapp worker: could not decrypt %s", ev.Info.ID)
+                message = normalize_undecryptable(
+                    ev, own=own, resolve_lid=self._resolve_lid, now=time.time()
+                )
+            else:
+                message = normalize(
+                    ev,
+                    own=own,
+                    sent_ids=self.sent_ids,
+                    resolve_lid=self._resolve_lid,
+                    now=time.time(),
+                )
         except Exception:
-            log.exception("whatsapp worker: an undecryptable message could not be read")
-            return
-        log.info("whatsapp worker: could not decrypt %s", ev.Info.ID)
-        if message is None or message.peer in self.told_unreadable:
-            return
-        self.told_unreadable.add(message.peer)
-        self._hand_over(message)
-
-    def _hand_over(self, message: Any) -> None:
-        waiter = threading.Event()
-        self.pending_acks[message.message_id] = waiter
-        self.out.emit(p.MessageReceived(message=p.inbound_to_wire(message)))
-        if not waiter.wait(ACK_TIMEOUT):
-            self.pending_acks.pop(message.message_id, None)
-            log.warning(
-                "whatsapp worker: no ack for %s after %.0f s", message.message_id, ACK_TIMEOUT
-            )
+            log.exception("whatsapp worker: a message could not be read; skipped")
+            return None
+        if message is None or not self.inbound or not for_polpo(message, groups=self.groups):
+            return None
+        if message.kind == "undecryptable":
+            # asked once to send it again, until one of theirs can be read
+            if message.peer in self.told_unreadable:
+                return None
+            self.told_unreadable.add(message.peer)
+        else:
+            self.told_unreadable.discard(message.peer)
+        return message
 
     def _resolve_lid(self, lid: str) -> str | None:
         from neonize.utils.jid import build_jid
@@ -605,19 +699,23 @@ class Worker:
     # -- ending ----------------------------------------------------------------------------
 
     def stop(self, code: int, *, goodbye: bool = True) -> None:
-        """Disconnect and exit; ``goodbye``: say "unavailable" first (a clean stop)."""
+        """Disconnect and exit; ``goodbye``: say "unavailable" first (a clean stop).
+
+        What neonize queued before the disconnect is journaled (and handed on)
+        first: it was already receipted to WhatsApp.
+        """
         self.stopping.set()
         client = self.client
         if goodbye and self.connected and client is not None:
             self._presence(available=False)
-        if self.pending_acks:
-            # A message the parent has not stored yet holds an engine thread;
-            # leave without a goodbye rather than let the engine acknowledge it
-            # (WhatsApp delivers it again next time).
-            self.exit(code)
         if client is not None:
             with contextlib.suppress(Exception):
                 client.disconnect()
+        pump = self.pump_thread
+        if pump is not None and pump is not threading.current_thread():
+            self.queue.put(None)
+            pump.join(PUMP_DRAIN_SECONDS)
+        if client is not None:
             with contextlib.suppress(Exception):
                 client.stop()
         self.exit(code)
@@ -666,10 +764,17 @@ def _reason_name(value: int) -> str:
         return str(value)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, make_client: ClientFactory | None = None) -> int:
+    """Run the worker; ``make_client`` replaces neonize's client (tests: a fake engine)."""
     parser = argparse.ArgumentParser(prog="python -m polpo.channels.whatsapp.worker")
     parser.add_argument("--auth-dir", required=True, help="where the credentials live")
     parser.add_argument("--bot-tag", action="store_true", help="show WhatsApp's AI badge")
+    parser.add_argument(
+        "--groups", action="store_true", help="group messages are for Polpo (groupPolicy open)"
+    )
+    parser.add_argument(
+        "--send-only", action="store_true", help="no message is for Polpo (inbound disabled)"
+    )
     args = parser.parse_args(argv)
 
     # The protocol owns the real stdout; anything else printing there (neonize
@@ -695,7 +800,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("whatsmeow").setLevel(level)
     logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)  # no media here
 
-    worker = Worker(Path(args.auth_dir), Output(protocol_out))
+    worker = Worker(
+        Path(args.auth_dir),
+        Output(protocol_out),
+        make_client=make_client,
+        groups=args.groups,
+        inbound=not args.send_only,
+    )
     try:
         worker.read_commands(sys.stdin.buffer)
     except KeyboardInterrupt:
