@@ -48,6 +48,8 @@ log = logging.getLogger("polpo.whatsapp.worker")
 MAX_BATCH = 512
 #: how long a stopping worker waits for the pump to journal what is queued
 PUMP_DRAIN_SECONDS = 5.0
+#: how long the main thread waits for a stop to finish before the process just ends
+STOP_SECONDS = 15.0
 #: how long the first QR code is valid, and each one after it (whatsmeow's timings)
 FIRST_QR_SECONDS = 60
 NEXT_QR_SECONDS = 20
@@ -811,8 +813,11 @@ def main(argv: list[str] | None = None, *, make_client: ClientFactory | None = N
         worker.read_commands(sys.stdin.buffer)
     except KeyboardInterrupt:
         worker.commands.put(p.Stop())
-    # The command thread performs the stop (and exits the process); wait for it.
-    worker.stopping.wait(15)
+    # The command thread performs the stop (presence, disconnect, the journal's
+    # last batch) and ends the process; wait for it rather than for ``stopping``,
+    # which is set when the stop begins.
+    if worker.command_thread is not None:
+        worker.command_thread.join(STOP_SECONDS)
     return 0
 
 
