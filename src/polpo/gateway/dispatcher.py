@@ -3,9 +3,21 @@
 Rows go out in order per chat (different chats concurrently). Each row's
 Markdown is rendered for the channel and split into parts
 (:func:`polpo.gateway.format.render_parts`); ``parts_sent`` records progress
-so a restart resumes after the parts already sent. The first part's channel
-message id is stored (reactions to an approval alert find it by that id);
-buttons ride on the last part. A retryable :class:`ChannelError` (the
+so a restart resumes after the parts already sent. Every part's channel
+message id is stored in ``outbox_parts`` (a self-chat echo of any part is
+recognised, also after a restart; the first part's id is also the row's
+``channel_message_id``, which reactions to an approval alert look up);
+buttons ride on the last part.
+
+Exactly once: when the channel mints message ids (WhatsApp's sender chooses
+them; see :func:`polpo.channels.base.new_message_id`), the ids of a row's
+parts are assigned before its first send and stored as parts "sending" in
+one transaction; each part is sent with its id, and after a crash it is
+sent again with the same id, so the recipient's app drops the copy. A
+channel whose network chooses ids (Telegram) cannot do that: each part's
+progress is committed before the next part goes out, so after a crash at
+most the one part in flight per chat is sent again — never a whole reply or
+batch. A retryable :class:`ChannelError` (the
 channel is down) leaves the row pending with a growing backoff, and holds
 back the rows after it in that chat; a connection coming back flushes at
 once. A non-retryable error marks the row failed and moves on.
@@ -16,18 +28,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from polpo.channels.base import Button, Channel, OutboundMessage
+from polpo.channels.base import Button, Channel, OutboundMessage, new_message_id
 from polpo.errors import ChannelError
 from polpo.gateway.format import render_parts
 from polpo.gateway.writes import SyncTx, WriteBatcher, execute
 from polpo.host import cancel_and_wait
-from polpo.store.tables import outbox
+from polpo.store.tables import outbox, outbox_parts
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -50,6 +63,14 @@ _UPDATE = outbox.update().where(outbox.c.id == sa.bindparam("row"))
 _ATTEMPT = (
     outbox.update().where(outbox.c.id == sa.bindparam("row")).values(attempts=outbox.c.attempts + 1)
 )
+_PART_INSERT = outbox_parts.insert()
+_PART_SENT = (
+    outbox_parts.update()
+    .where(
+        outbox_parts.c.outbox_id == sa.bindparam("row"), outbox_parts.c.part == sa.bindparam("n")
+    )
+    .values(status="sent", sent_at=sa.bindparam("at"), message_id=sa.bindparam("mid"))
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,18 @@ class _Row:
     next_attempt_at: float | None
     channel_message_id: str | None
     error: str | None
+    #: message ids assigned to parts not yet confirmed sent (``outbox_parts`` "sending")
+    assigned: Mapping[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One part's record, written with the row's progress."""
+
+    n: int
+    message_id: str | None
+    #: its id was assigned before sending: the "sending" record exists
+    assigned: bool
 
 
 class OutboxDispatcher:
@@ -241,11 +274,17 @@ class OutboxDispatcher:
             if isinstance(b, dict)
         )
         first_id = row.channel_message_id
+        assigned = await self._assign_ids(row, len(parts))
         for n in range(row.parts_sent, len(parts)):
             last = n == len(parts) - 1
             if n > row.parts_sent and self.pace_seconds > 0:
                 await self.sleep(self.pace_seconds)
-            message = OutboundMessage(row.chat_id, parts[n], buttons=buttons if last else ())
+            message = OutboundMessage(
+                row.chat_id,
+                parts[n],
+                buttons=buttons if last else (),
+                message_id=assigned.get(n),
+            )
             try:
                 result = await self.channel.send(message)
             except ChannelError as e:
@@ -256,14 +295,18 @@ class OutboxDispatcher:
                 return await self._failed(
                     row, n, first_id, f"{type(e).__name__}: {e}", retryable=retry
                 )
-            if result.message_id is not None:
+            sent_id = result.message_id or assigned.get(n)
+            if sent_id is not None:
                 if n == 0:
-                    first_id = result.message_id
-                if self.on_sent is not None:
-                    self.on_sent(result.message_id)
+                    first_id = sent_id
+                if self.on_sent is not None and sent_id != assigned.get(n):
+                    self.on_sent(sent_id)
+            part = _Part(n, sent_id, n in assigned)
             if not last:
                 await self.batcher.run(
-                    partial_record(self, row.id, parts_sent=n + 1, channel_message_id=first_id)
+                    partial_record(
+                        self, row.id, parts_sent=n + 1, channel_message_id=first_id, part=part
+                    )
                 )
         sent_parts = len(parts)
         await self.batcher.run(
@@ -275,10 +318,46 @@ class OutboxDispatcher:
                 channel_message_id=first_id,
                 sent=True,
                 error=None,
+                part=part if parts else None,
             )
         )
         self.sent += 1
         return True
+
+    async def _assign_ids(self, row: _Row, count: int) -> Mapping[int, str]:
+        """The message id of each part still to send, when the channel mints ids:
+        those assigned by an earlier attempt, and new ones for the rest, stored as
+        parts "sending" (one transaction) before anything is sent. Empty when the
+        network chooses ids."""
+        missing = [n for n in range(row.parts_sent, count) if n not in row.assigned]
+        if not missing:
+            return row.assigned
+        first = new_message_id(self.channel)
+        if first is None:
+            return row.assigned
+        fresh = {missing[0]: first}
+        for n in missing[1:]:
+            fresh[n] = new_message_id(self.channel) or f"{first}-{n}"
+        await self.batcher.run(partial(self._store_assigned, row.id, fresh))
+        if self.on_sent is not None:
+            for mid in fresh.values():  # an echo may arrive before send() returns
+                self.on_sent(mid)
+        return {**row.assigned, **fresh}
+
+    def _store_assigned(self, row_id: int, ids: Mapping[int, str], tx: SyncTx) -> None:
+        for n, mid in ids.items():
+            execute(
+                tx.conn,
+                _PART_INSERT,
+                {
+                    "outbox_id": row_id,
+                    "part": n,
+                    "channel": self.channel.name,
+                    "message_id": mid,
+                    "status": "sending",
+                    "created_at": tx.now,
+                },
+            )
 
     async def _failed(
         self, row: _Row, parts_sent: int, first_id: str | None, error: str, *, retryable: bool
@@ -322,8 +401,34 @@ class OutboxDispatcher:
         if self._query is None:
             self._query = self._pending_query()
         query = self._query
-        rows = await self.batcher.read(lambda conn: conn.execute(query).all())
-        return [_Row(*r) for r in rows]
+        mints = getattr(self.channel, "new_message_id", None) is not None
+        rows, assigned = await self.batcher.read(partial(self._read_pending, query, mints))
+        out = [_Row(*r) for r in rows]
+        if assigned:
+            out = [replace(r, assigned=assigned[r.id]) if r.id in assigned else r for r in out]
+        return out
+
+    def _read_pending(
+        self, query: Any, mints: bool, conn: sa.Connection
+    ) -> tuple[list[Any], dict[int, dict[int, str]]]:
+        rows = conn.execute(query).all()
+        assigned: dict[int, dict[int, str]] = {}
+        if rows and mints:
+            # ids assigned to parts of these rows by an attempt that did not finish
+            found = conn.execute(
+                sa.select(
+                    outbox_parts.c.outbox_id, outbox_parts.c.part, outbox_parts.c.message_id
+                ).where(
+                    outbox_parts.c.outbox_id >= rows[0][0],
+                    outbox_parts.c.outbox_id <= rows[-1][0],
+                    outbox_parts.c.channel == self.channel.name,
+                    outbox_parts.c.status == "sending",
+                    outbox_parts.c.message_id.is_not(None),
+                )
+            ).all()
+            for outbox_id, n, mid in found:
+                assigned.setdefault(int(outbox_id), {})[int(n)] = str(mid)
+        return list(rows), assigned
 
     def _pending_query(self) -> Any:
         return (
@@ -371,7 +476,29 @@ class OutboxDispatcher:
         error: str | None = None,
         attempt: bool = False,
         retry_in: float | None = None,
+        part: _Part | None = None,
     ) -> None:
+        if part is not None and part.message_id is not None:
+            if part.assigned:
+                execute(
+                    tx.conn,
+                    _PART_SENT,
+                    {"row": row_id, "n": part.n, "at": tx.now, "mid": part.message_id},
+                )
+            else:
+                execute(
+                    tx.conn,
+                    _PART_INSERT,
+                    {
+                        "outbox_id": row_id,
+                        "part": part.n,
+                        "channel": self.channel.name,
+                        "message_id": part.message_id,
+                        "status": "sent",
+                        "created_at": tx.now,
+                        "sent_at": tx.now,
+                    },
+                )
         values: dict[str, Any] = {}
         if status is not None:
             values["status"] = status

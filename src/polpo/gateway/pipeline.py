@@ -33,6 +33,7 @@ from polpo.channels.base import Channel, ChannelStatus, InboundMessage
 from polpo.config import GatewayConfig, TelegramChannelConfig, WhatsAppChannelConfig
 from polpo.config import _ChannelBase as ChannelBase
 from polpo.gateway import commands
+from polpo.gateway.echoes import is_own_message
 from polpo.gateway.identity import Identity, merge_lid, peer_id_of, resolve, touch_peer
 from polpo.gateway.pairing import request_pairing
 from polpo.gateway.policy import Access, check_access
@@ -641,14 +642,7 @@ class Gateway:
     def _is_own_echo(self, conn: sa.Connection, msg: InboundMessage) -> bool:
         if msg.message_id in self._sent_set:
             return True
-        found = (
-            conn.execute(
-                sa.select(outbox.c.id).where(
-                    outbox.c.channel == msg.channel, outbox.c.channel_message_id == msg.message_id
-                )
-            )
-        ).first()
-        return found is not None
+        return is_own_message(conn, msg.channel, msg.message_id)
 
     def _admins(self) -> frozenset[str]:
         if self._admin_cache is None:
