@@ -93,12 +93,8 @@ async def test_pairing_list_and_approve(api: httpx.AsyncClient, app: Polpo) -> N
 
 
 async def test_dashboard_lists_pairing_requests(app: Polpo) -> None:
+    """The page has the section; tests/browser shows a request arriving and "Let in"."""
     async with running_api(app) as server, httpx.AsyncClient(timeout=10) as client:
         await sign_in(server, client)
-        root = server.url
-        page = (await client.get(root + "/")).text
-        js = (await client.get(root + "/static/app.js")).text
+        page = (await client.get(server.url + "/")).text
     assert '<section id="pairing">' in page
-    assert (
-        'api("/pairing")' in js and "/pairing/${encodeURIComponent(t.dataset.pair)}/approve" in js
-    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +18,9 @@ T = TypeVar("T")
 
 
 def with_project(root: Path, fn: Callable[[Polpo], Awaitable[T]]) -> T:
+    """Run ``fn`` on the project, in a thread of its own (a caller such as Playwright's
+    sync API may already run an event loop in this one)."""
+
     async def go() -> T:
         app = await Polpo.open(load_config(cwd=root))
         try:
@@ -24,7 +28,8 @@ def with_project(root: Path, fn: Callable[[Polpo], Awaitable[T]]) -> T:
         finally:
             await app.close()
 
-    return asyncio.run(go())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def peer_allowed(root: Path, peer: str) -> bool:

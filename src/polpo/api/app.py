@@ -47,6 +47,7 @@ ROUTE_MODULES: list[str] = [
     "polpo.api.routes.missions",
     "polpo.api.routes.agents",
     "polpo.api.routes.approvals",
+    "polpo.api.routes.channel_stream",  # GET /channels/stream (before /channels/{name})
     "polpo.api.routes.channels",
     "polpo.api.routes.events",
     "polpo.api.routes.peers",

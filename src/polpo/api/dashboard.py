@@ -42,7 +42,8 @@ def sign_in_page(line: str, status_code: int = 401) -> HTMLResponse:
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Polpo — sign in</title>"
-        '<link rel="stylesheet" href="/static/dashboard.css"></head>'
+        '<link rel="stylesheet" href="/static/dashboard.css"><link rel="icon" href="data:,">'
+        "</head>"
         f'<body><h1>Polpo</h1><p class="signin" id="signin">{line}</p></body></html>\n'
     )
     return HTMLResponse(body, status_code=status_code, headers=NO_STORE)

@@ -22,6 +22,9 @@ Scenarios:
   qr_run       like qr_forever, the code naming the run (``2@run<n>``); without
                any QR when DIR/fake_no_qr exists (a worker that gets none)
   silent       runs 1: never answers connect (a hung engine); later runs connect
+  qr_rotating  shows ``2@code-1``; each time the test creates DIR/fake_rotate, the
+               next code (``2@code-2``, 20 s); when it creates DIR/fake_link, the
+               phone links: credentials written, paired, connected
   keepalive    connects, then degraded (missed keepalives); answers send_text, then says
                restored
   login_silent run 1: a QR code, then linked (credentials written), then silent (the
@@ -38,6 +41,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,9 +61,28 @@ def main() -> int:
     with log_file.open("a") as f:
         f.write(json.dumps(env_line) + "\n")
 
+    writing = threading.Lock()
+
     def emit(event: p.Event) -> None:
-        sys.stdout.write(p.encode(event))
-        sys.stdout.flush()
+        with writing:
+            sys.stdout.write(p.encode(event))
+            sys.stdout.flush()
+
+    def rotate_and_link() -> None:
+        """qr_rotating: the test steers the phone through files in the auth dir."""
+        shown = 1
+        while True:
+            if (auth_dir / "fake_rotate").exists():
+                (auth_dir / "fake_rotate").unlink()
+                shown += 1
+                emit(p.Qr(code=f"2@code-{shown}", seconds=20))
+            if (auth_dir / "fake_link").exists():
+                (auth_dir / "fake_link").unlink()
+                make_credentials(auth_dir)
+                emit(p.Paired(phone="39000000001", jid="39000000001:7@s.whatsapp.net"))
+                emit(p.Connected(phone="39000000001", jid="39000000001:7@s.whatsapp.net"))
+                return
+            time.sleep(0.05)
 
     def record(command: p.Command) -> None:
         with log_file.open("a") as f:
@@ -124,6 +147,10 @@ def main() -> int:
                 )
                 return 3
             emit(p.Qr(code=f"2@run{run}", seconds=60))
+            continue
+        if isinstance(command, p.Connect) and scenario == "qr_rotating":
+            emit(p.Qr(code="2@code-1", seconds=60))
+            threading.Thread(target=rotate_and_link, daemon=True).start()
             continue
         if isinstance(command, p.Connect) and scenario == "qr_forever":
             emit(p.Qr(code="2@nobody-scans", seconds=60))

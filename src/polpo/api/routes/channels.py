@@ -7,9 +7,13 @@ comes from the channels ``polpo serve`` holds in ``host.registry["channels"]``
 
 QR hook: a channel waiting to be linked puts the current QR payload in
 ``ChannelStatus.extra["qr"]``; ``GET /api/v1/channels/{name}/qr.svg`` renders
-it and the dashboard shows it. When the codes ran out (``live.login ==
-"expired"``), ``POST /api/v1/channels/{name}/login`` asks the channel for new
-ones (the dashboard does on load and with its "New QR code" button).
+it and the dashboard shows it. Rows say ``qrVersion`` (changes when the code
+rotates) and ``qrExpiresIn`` (seconds, for a countdown). When the codes ran
+out (``live.login == "expired"``), ``POST /api/v1/channels/{name}/login``
+asks the channel for new ones (the dashboard's "New QR code" button).
+
+Each row also carries the state in the owner's words (``summary``, ``tone``,
+``retryAt``, ``technical``: see :mod:`polpo.api.channel_words`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from polpo.api.channel_words import describe, platform
 from polpo.api.deps import PolpoDep, RegistryDep
+from polpo.app import Polpo
 from polpo.channels.base import Channel, ChannelStatus
 from polpo.errors import NotFoundError
 from polpo.services.status import read_channel_states
@@ -43,8 +49,16 @@ def _live_status(channel: Channel) -> ChannelStatus | None:
         return None
 
 
-@router.get("/channels")
-async def list_channels(app: PolpoDep, registry: RegistryDep) -> list[dict[str, Any]]:
+def qr_version(payload: object) -> str:
+    """A short fingerprint of the QR payload: the image URL changes when the code rotates."""
+    import hashlib
+
+    return hashlib.sha256(str(payload).encode()).hexdigest()[:12]
+
+
+async def channel_rows(app: Polpo, registry: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each channel's row: durable state, live status of the channels served here, words."""
+    now = app.clock.now()
     out: dict[str, dict[str, Any]] = {}
     for c in await read_channel_states(app.ctx):
         out[c.channel] = {**c.to_dict(), "live": None, "qr": False}
@@ -65,8 +79,36 @@ async def list_channels(app: PolpoDep, registry: RegistryDep) -> list[dict[str, 
         row.update(state=st.state, detail=st.detail, account=st.account or row.get("account"))
         extra = {k: v for k, v in st.extra.items() if k != "qr"}
         row["live"] = {"state": st.state, "detail": st.detail, "account": st.account, **extra}
-        row["qr"] = bool(st.extra.get("qr"))
+        payload = st.extra.get("qr")
+        row["qr"] = bool(payload)
+        if payload:
+            row["qrVersion"] = qr_version(payload)
+            expires = st.extra.get("qrExpiresAt")
+            if isinstance(expires, int | float):
+                row["qrExpiresIn"] = max(0, round(expires - now))
+    kinds = {n: c.type for n, c in app.config.settings.notifications.channels.items()}
+    for row in out.values():
+        words = describe(
+            name=row["channel"],
+            kind=kinds.get(row["channel"]),
+            state=row["state"],
+            detail=row.get("detail"),
+            account=row.get("account"),
+            live=row.get("live"),
+            updated_at=row.get("updatedAt"),
+            qr=bool(row.get("qr")),
+        )
+        row.update(
+            words.to_dict(),
+            platform=platform(kinds.get(row["channel"]), row["channel"]),
+            serverTime=now,
+        )
     return [out[k] for k in sorted(out)]
+
+
+@router.get("/channels")
+async def list_channels(app: PolpoDep, registry: RegistryDep) -> list[dict[str, Any]]:
+    return await channel_rows(app, registry)
 
 
 @router.get("/channels/{name}/qr.svg", response_class=Response)
