@@ -121,3 +121,12 @@ def test_serve_json_is_private_and_gone_after_a_clean_stop(tmp_path: Path) -> No
         assert json.loads(path.read_text())["url"] == s.url
         assert s.stop() == 0
     assert not path.exists()
+
+
+def test_the_cli_asks_the_running_serve_with_its_token(serve: Serve) -> None:
+    """``polpo whatsapp status`` reaches the serve through ``.polpo/serve.json``."""
+    r = run_polpo(serve.root, "whatsapp", "status", "--json", "--offline")
+    assert r.code == 0, r.err
+    reached = r.json()["serve"]
+    assert reached["url"] == serve.url and reached["reachable"] is True
+    assert reached["channel"]["state"] == "waiting_for_login"
