@@ -171,9 +171,9 @@ def test_offline_whatsapp_is_said_in_human_words_with_the_detail_behind_a_disclo
             timeout=15_000,
         )
         detail = whatsapp.locator("details")
-        expect(detail.locator("code")).not_to_be_visible()  # behind the disclosure
+        expect(detail.locator(".tech")).not_to_be_visible()  # behind the disclosure
         detail.locator("summary").click()
-        expect(detail.locator("code")).to_contain_text("no route to web.whatsapp.com")
+        expect(detail.locator(".tech")).to_contain_text("no route to web.whatsapp.com")
         assert "`" not in whatsapp.inner_text()  # commands are code, not backticks
         screenshot(page, "0-offline")
 

@@ -124,7 +124,7 @@ function renderChannels(list) {
       html += `<div><button class="ok" data-relogin="${name}">New QR code</button></div>`;
     }
     if (c.technical) {
-      html += `<details><summary>Technical detail</summary><code>${esc(c.technical)}</code></details>`;
+      html += `<details><summary>Technical detail</summary><p class="tech">${words(c.technical)}</p></details>`;
     }
     return html + "</div>";
   }).join("");
