@@ -96,6 +96,10 @@ class AgentConfig(_Model):
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 1
     #: Seconds a ``run_command`` call may take before it is killed.
     command_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    #: How ``run_command`` is confined: a bubblewrap sandbox, or (explicitly) nothing.
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    #: Whether ``run_command`` may reach the network from its sandbox.
+    network: bool = False
 
     @field_validator("name")
     @classmethod

@@ -42,7 +42,8 @@ from polpo.config import AgentConfig, GateConfig, PolpoConfig
 from polpo.core.models import Event, Task
 from polpo.errors import ModelNotConfiguredError
 from polpo.host import cancel_and_wait
-from polpo.runner.tools import Workspace, tools_for
+from polpo.runner.sandbox import log_sandbox_warnings
+from polpo.runner.tools import Workspace, tools_for, workspace_for
 from polpo.services.context import Tx
 from polpo.store import PROCESS_ID, records
 from polpo.store.tables import missions, task_runs, tasks
@@ -203,6 +204,7 @@ class Runner:
     async def run_forever(self) -> None:
         """Serve mode: tick on every relevant event and every ``pollSeconds``."""
         self.attach()
+        await asyncio.to_thread(log_sandbox_warnings, self.ctx.config)
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="polpo-runner-heartbeat")
         try:
             await self.recover()
@@ -223,6 +225,7 @@ class Runner:
     async def drain(self, *, wait: bool = False) -> DrainReport:
         """Run what is runnable until nothing is; with ``wait``, also wait for open approvals."""
         self.attach()
+        await asyncio.to_thread(log_sandbox_warnings, self.ctx.config)
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="polpo-runner-heartbeat")
         try:
             await self.recover()
@@ -452,10 +455,8 @@ class Runner:
     # -- executing one run --------------------------------------------------------
 
     async def _execute(self, run: _Run) -> None:
-        ws = Workspace(
-            self.app.loaded.root,
-            command_timeout=run.agent.command_timeout_seconds,
-            clock=self.ctx.clock.now,
+        ws = workspace_for(
+            self.app.loaded, run.agent, clock=self.ctx.clock.now, minutes=self._timeout_minutes()
         )
         outcome: str
         text: str
@@ -516,6 +517,9 @@ class Runner:
             "outputTokens": u.output_tokens or 0,
         }
         return (result.output or "").strip() or "(the agent gave no summary)", usage
+
+    def _timeout_minutes(self) -> float:
+        return self.ctx.config.settings.runner.task_timeout_minutes
 
     def _model(self, agent: AgentConfig) -> Model:
         if agent.name not in self._models:

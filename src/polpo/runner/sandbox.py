@@ -1,0 +1,350 @@
+"""``run_command``'s sandbox: bubblewrap (``bwrap``), as Flatpak uses it.
+
+An agent's shell command must not be a way around the human: it must not
+read Polpo's config or database, the owner's secrets (environment, home,
+other processes), reach the network unless its agent is allowed to, write
+outside the project, or leave a job behind that acts after the call (say,
+approving its own work). Each command therefore runs in a fresh bubblewrap
+sandbox:
+
+- its own user, PID, IPC, UTS (and cgroup) namespaces, and network
+  namespace unless the agent says ``"network": true``; under root the
+  command runs as an unprivileged user (uid 1000) of its user namespace;
+- the file system read-only (``--ro-bind / /``), with fresh empty tmpfs over
+  ``/tmp``, ``/var/tmp``, ``/run`` (the sockets of the machine's daemons),
+  ``/home``, ``/root``, ``/mnt``, ``/media``, ``/srv`` and the user's home
+  directory; a fresh ``/dev`` and a fresh ``/proc`` (only the sandbox's own
+  processes); every file or folder of ``/etc``, ``/var``, ``/opt`` and
+  ``/usr/local`` that other users may not read is hidden too (so
+  ``/etc/shadow`` stays unreadable even when Polpo runs as root);
+- the project directory bound read-write, then Polpo's own files hidden in
+  it: ``.polpo/`` becomes an empty read-only tmpfs, and so do the config's
+  folder, the database's and the WhatsApp credentials' wherever they are;
+- a fresh environment: ``PATH``, ``HOME`` (an empty folder of the sandbox)
+  and ``LANG`` only. ``bwrap`` itself is started with no other variable, so
+  ``/proc/1/environ`` inside holds nothing either;
+- ``--die-with-parent`` and ``--new-session``; when the command returns
+  (or is killed at its timeout) the PID namespace's first process exits and
+  the kernel kills everything left in it: no background job survives.
+
+No ``bwrap`` on the machine, or one that cannot create namespaces: the
+command is refused with one line saying so (package ``bubblewrap``). Only an
+explicit ``"sandbox": "none"`` on the agent runs commands unconfined, and
+the runner logs a warning about it at every start.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from polpo.runner.refusal import ToolRefused
+
+if TYPE_CHECKING:
+    from polpo.config import LoadedConfig, PolpoConfig
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "bubblewrap"
+SandboxMode = Literal["bwrap", "none"]
+#: Replaced by fresh empty tmpfs (when they exist), besides the user's home directory.
+EMPTY_DIRS = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/mnt", "/media", "/srv")
+#: Where files other users may not read are looked for, and hidden.
+MASKED_TOPS = ("/etc", "/var", "/opt", "/usr/local")
+#: Entries looked at when computing those masks (a few thousand on a usual system).
+MASK_BUDGET = 50_000
+MASK_TTL = 60.0
+SANDBOX_HOSTNAME = "polpo-sandbox"
+#: The user a command runs as when Polpo runs as root (inside its own user namespace).
+UNPRIVILEGED_UID = 1000
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """How one agent's commands run, and what of Polpo's they must never see."""
+
+    mode: SandboxMode = "bwrap"
+    network: bool = False
+    #: Polpo's own files and folders (absolute): hidden inside the sandbox.
+    hidden: tuple[Path, ...] = ()
+    agent: str = ""
+
+
+# -- is a sandbox available? ---------------------------------------------------------
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+_probe_lock = threading.Lock()
+_probed: dict[str, str | None] = {}
+
+
+def sandbox_problem() -> str | None:
+    """None when bubblewrap works here; else one line saying why (naming the package)."""
+    bwrap = find_bwrap()
+    if bwrap is None:
+        return (
+            f"run_command needs {PACKAGE} (the bwrap command) to sandbox commands, and it is "
+            f"not installed: install the {PACKAGE} package (e.g. apt install {PACKAGE})"
+        )
+    with _probe_lock:
+        if bwrap not in _probed:
+            _probed[bwrap] = _probe(bwrap)
+        return _probed[bwrap]
+
+
+def _probe(bwrap: str) -> str | None:
+    argv = [bwrap, *_namespace_flags(bwrap, network=False), "--ro-bind", "/", "/"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--", "/bin/sh", "-c", "exit 0"]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=30, env={}, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{PACKAGE} (bwrap) is installed but cannot run here: {e}"
+    if done.returncode == 0:
+        return None
+    why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    return (
+        f"{PACKAGE} (bwrap) is installed but cannot create its sandbox here: {why} "
+        "(user namespaces may be disabled)"
+    )
+
+
+@functools.cache
+def _supports(bwrap: str, option: str) -> bool:
+    try:
+        out = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10, env={})
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in out.stdout + out.stderr
+
+
+# -- what the runner says at start -----------------------------------------------------
+
+
+def sandbox_warnings(config: PolpoConfig) -> list[str]:
+    """One line per agent whose ``run_command`` is unconfined or cannot run."""
+    out: list[str] = []
+    with_commands = [a for a in config.agents if "run_command" in a.tools]
+    for a in with_commands:
+        if a.sandbox == "none":
+            out.append(
+                f'agent "{a.name}" runs run_command WITHOUT a sandbox ("sandbox": "none"): '
+                "its commands can read your files, secrets and Polpo's database, reach the "
+                "network and outlive the call"
+            )
+    boxed = [a.name for a in with_commands if a.sandbox == "bwrap"]
+    if boxed:
+        problem = sandbox_problem()
+        if problem:
+            who = ", ".join(f'"{n}"' for n in boxed)
+            out.append(f"run_command will be refused for agent {who}: {problem}")
+    return out
+
+
+def log_sandbox_warnings(config: PolpoConfig) -> None:
+    for line in sandbox_warnings(config):
+        log.warning("%s", line)
+
+
+# -- Polpo's own paths --------------------------------------------------------------------
+
+
+def own_paths(loaded: LoadedConfig) -> tuple[Path, ...]:
+    """What an agent must never see: ``.polpo/``, the config, the database, WhatsApp's keys."""
+    from polpo.store.engine import sqlite_path
+
+    paths: list[Path] = [loaded.polpo_dir, loaded.path]
+    db = sqlite_path(loaded.storage_url)
+    if db is not None:
+        paths += [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", "-journal"))]
+    for ch in loaded.config.settings.notifications.channels.values():
+        auth = getattr(ch, "auth_dir", None)
+        if isinstance(auth, str):
+            paths.append(loaded.resolve(auth))
+    out: list[Path] = []
+    for p in paths:
+        real = Path(os.path.realpath(p))
+        if real not in out:
+            out.append(real)
+    return tuple(out)
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def _namespace_flags(bwrap: str, *, network: bool) -> list[str]:
+    flags = ["--unshare-user"]
+    if os.geteuid() == 0:
+        flags += ["--uid", str(UNPRIVILEGED_UID), "--gid", str(UNPRIVILEGED_UID)]
+    flags += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    flags += ["--cap-drop", "ALL"]
+    if not network:
+        flags.append("--unshare-net")
+    if _supports(bwrap, "--disable-userns"):
+        flags.append("--disable-userns")  # no nested namespaces: less kernel to attack
+    return flags
+
+
+def sandbox_home() -> str:
+    return "/home/agent" if os.path.isdir("/home") else "/tmp/agent-home"
+
+
+def bwrap_env() -> dict[str, str]:
+    """The environment ``bwrap`` itself starts with (what ``/proc/1/environ`` shows inside)."""
+    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
+
+
+@dataclass(frozen=True)
+class Mask:
+    path: str
+    is_dir: bool
+
+
+def bwrap_argv(
+    bwrap: str,
+    policy: SandboxPolicy,
+    root: Path,
+    command: str,
+    *,
+    masks: Iterable[Mask] = (),
+    user_home: str | None = None,
+    status_fd: str | None = None,
+) -> list[str]:
+    """The full ``bwrap`` command line that runs ``command`` in the project ``root``.
+
+    ``status_fd`` (a descriptor number, or a placeholder for one) receives
+    bwrap's JSON status: an ``exit-code`` entry means the command did run.
+    """
+    root_s = str(root)
+    home_in = sandbox_home()
+    argv = [bwrap, *_namespace_flags(bwrap, network=policy.network)]
+    if status_fd is not None:
+        argv += ["--json-status-fd", status_fd]
+    argv += ["--hostname", SANDBOX_HOSTNAME, "--die-with-parent", "--new-session"]
+    argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    empty = [d for d in EMPTY_DIRS if os.path.isdir(d) and not os.path.islink(d)]
+    home = user_home if user_home is not None else os.path.expanduser("~")
+    if home not in ("", "/") and os.path.isdir(home) and home not in empty:
+        empty.append(home)
+    for d in empty:
+        argv += ["--tmpfs", d]
+    for m in masks:
+        if not any(_within(m.path, d) for d in empty):
+            argv += ["--tmpfs", m.path] if m.is_dir else ["--ro-bind", "/dev/null", m.path]
+    argv += ["--dir", home_in]
+    if policy.network:
+        resolv = os.path.realpath("/etc/resolv.conf")
+        if any(_within(resolv, d) for d in empty):  # e.g. systemd-resolved's file under /run
+            argv += ["--ro-bind-try", resolv, resolv]
+    argv += ["--bind", root_s, root_s]
+    hidden_dirs: list[str] = []
+    for p in policy.hidden:
+        ps = str(p)
+        if _within(root_s, ps) or not os.path.lexists(ps):
+            continue  # the project itself (or a parent of it) cannot be hidden from itself
+        if any(_within(ps, h) for h in hidden_dirs):
+            continue  # already gone with its folder
+        if not _within(ps, root_s) and any(_within(ps, d) for d in empty):
+            continue  # under a fresh tmpfs: out of sight already
+        if os.path.isdir(ps):
+            argv += ["--tmpfs", ps, "--remount-ro", ps]
+            hidden_dirs.append(ps)
+        else:
+            argv += ["--ro-bind", "/dev/null", ps]
+    argv += ["--chdir", root_s, "--clearenv"]
+    argv += ["--setenv", "PATH", os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")]
+    argv += ["--setenv", "HOME", home_in]
+    argv += ["--setenv", "LANG", os.environ.get("LANG") or "C.UTF-8"]
+    argv += ["--", "/bin/sh", "-c", command]
+    return argv
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+# -- files other users may not read -------------------------------------------------------
+
+
+@dataclass
+class _MaskCache:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    at: float = float("-inf")
+    masks: tuple[Mask, ...] = ()
+
+
+_masks = _MaskCache()
+
+
+def unreadable_masks(*, fresh: bool = False) -> tuple[Mask, ...]:
+    """Files and folders under :data:`MASKED_TOPS` that other users may not read.
+
+    Cached for a minute (walking ``/etc`` and ``/var`` takes a fraction of a
+    second); ``fresh`` walks again (after a sandbox failed to start because a
+    masked file vanished).
+    """
+    with _masks.lock:
+        now = time.monotonic()
+        if fresh or now - _masks.at > MASK_TTL:
+            _masks.masks = tuple(_walk_unreadable(MASKED_TOPS, MASK_BUDGET))
+            _masks.at = now
+        return _masks.masks
+
+
+def _walk_unreadable(tops: Iterable[str], budget: int) -> Iterator[Mask]:
+    stack = [t for t in tops if os.path.isdir(t) and not os.path.islink(t)]
+    seen = 0
+    while stack:
+        folder = stack.pop()
+        if any(_within(folder, d) for d in EMPTY_DIRS):
+            continue
+        try:
+            it = os.scandir(folder)
+        except OSError:
+            yield Mask(folder, True)
+            continue
+        with it:
+            for e in it:
+                seen += 1
+                if seen > budget:
+                    log.warning(
+                        "sandbox: stopped looking for unreadable files after %d entries", budget
+                    )
+                    return
+                try:
+                    mode = e.stat(follow_symlinks=False).st_mode
+                except OSError:
+                    continue
+                if stat.S_ISLNK(mode):
+                    continue
+                if stat.S_ISDIR(mode):
+                    if mode & 0o005 != 0o005:
+                        yield Mask(e.path, True)
+                    else:
+                        stack.append(e.path)
+                elif not mode & 0o004:
+                    yield Mask(e.path, False)
+
+
+def unavailable(policy: SandboxPolicy) -> ToolRefused | None:
+    """The refusal to give when ``run_command`` cannot be sandboxed (None: it can)."""
+    if policy.mode == "none":
+        return None
+    problem = sandbox_problem()
+    if problem is None:
+        return None
+    return ToolRefused(problem)
