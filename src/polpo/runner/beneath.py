@@ -208,7 +208,13 @@ class Beneath:
                     if links > MAX_SYMLINKS:
                         raise ToolRefused(f"{shown!r}: too many levels of symlinks")
                     loc.via_symlink = True
-                    target = os.readlink(comp, dir_fd=fd)
+                    try:
+                        target = os.readlink(comp, dir_fd=fd)
+                    except OSError as e:
+                        if e.errno not in (errno.EINVAL, errno.ENOENT):
+                            raise
+                        pending.appendleft(comp)  # no longer a symlink: look at it again
+                        continue
                     if target.startswith("/"):
                         inside = self._inside(target)
                         if inside is None:

@@ -126,6 +126,33 @@ def _read_all(fd: int) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+async def wait_exited(pid: int, seconds: float) -> bool:
+    """Wait (at most ``seconds``) until process ``pid`` has exited; False if it has not.
+
+    ``pid`` need not be our child: a pidfd tells when any process ends.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(fd, ready)
+    try:
+        await asyncio.wait_for(gone, seconds)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
 def _kill_group(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)

@@ -35,7 +35,9 @@ the runner logs a warning about it at every start.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import logging
 import os
 import shutil
@@ -271,6 +273,21 @@ def bwrap_argv(
     argv += ["--setenv", "LANG", os.environ.get("LANG") or "C.UTF-8"]
     argv += ["--", "/bin/sh", "-c", command]
     return argv
+
+
+def sandbox_pid(status: str) -> int | None:
+    """The host pid of the sandbox's first process, from bwrap's JSON status.
+
+    When that process is gone, so is every process of the sandbox: the kernel
+    kills what is left in a PID namespace before its first process finishes
+    exiting.
+    """
+    for line in status.splitlines():
+        with contextlib.suppress(ValueError):
+            doc = json.loads(line)
+            if isinstance(doc, dict) and isinstance(doc.get("child-pid"), int):
+                return int(doc["child-pid"])
+    return None
 
 
 def _within(path: str, folder: str) -> bool:

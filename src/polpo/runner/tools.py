@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import os
 import re
 import stat
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic_ai import RunContext, Tool
 
 from polpo.runner.beneath import MAX_DEPTH, PROTECTED, Beneath
-from polpo.runner.command import STATUS_FD, CommandResult, run_process
+from polpo.runner.command import STATUS_FD, CommandResult, run_process, wait_exited
 from polpo.runner.pattern import MAX_PATTERN, LinePattern
 from polpo.runner.refusal import ToolRefused
 from polpo.runner.sandbox import (
@@ -43,6 +44,7 @@ from polpo.runner.sandbox import (
     bwrap_env,
     find_bwrap,
     own_paths,
+    sandbox_pid,
     unavailable,
     unreadable_masks,
 )
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
     from polpo.config import AgentConfig, LoadedConfig
 
 __all__ = ["PROTECTED", "ToolRefused", "Workspace", "tools_for"]
+
+log = logging.getLogger(__name__)
 
 #: What one tool answer may hold (the model reads it on every later request).
 MAX_OUTPUT = 12_000
@@ -65,6 +69,8 @@ MAX_SEARCH_FILES = 20_000
 #: A search stops after this long (or sooner, when the task's own time is up).
 SEARCH_SECONDS = 30.0
 MAX_GLOB = 200
+#: How long a finished command's sandbox may take to be torn down (it is usually milliseconds).
+SANDBOX_EXIT_SECONDS = 10.0
 #: Folders a listing or a search does not walk into (they can still be named directly, but .polpo).
 SKIP_DIRS = frozenset({".git", ".polpo", ".venv", "node_modules", "__pycache__", ".mypy_cache"})
 #: Names of environment variables an unconfined ``run_command`` does not pass on.
@@ -290,7 +296,11 @@ def search_files(ws: Workspace, pattern: str, path: str = ".", glob: str = "*") 
                 for n, line in enumerate(data.splitlines(), 1):
                     if n % 512 == 0 and out_of_time():
                         break
-                    if rx.search(line):
+                    try:
+                        hit = rx.search(line, seconds=end - time.monotonic())
+                    except TimeoutError:
+                        break  # said below: the search ran out of time
+                    if hit:
                         text = line.decode("utf-8", errors="replace").strip()[:300]
                         out.append(f"{rel}:{n}: {text}")
                         if len(out) >= MAX_MATCHES:
@@ -362,13 +372,16 @@ async def _run_sandboxed(ws: Workspace, command: str, seconds: float) -> Command
         masks = await asyncio.to_thread(unreadable_masks, fresh=fresh)
         argv = bwrap_argv(bwrap, ws.sandbox, ws.root, command, masks=masks, status_fd=STATUS_FD)
         result = await run_process(argv, cwd=ws.root, env=bwrap_env(), seconds=seconds)
+        pid1 = sandbox_pid(result.status)
+        if pid1 is not None and not await wait_exited(pid1, SANDBOX_EXIT_SECONDS):
+            log.warning("the sandbox of a command (pid %d) is still running after it ended", pid1)
         started = '"exit-code"' in result.status or result.timed_out
         if started or not result.output.startswith("bwrap: "):
             return result
         # the sandbox itself could not be set up (say, a hidden file vanished): the
         # command never ran, so it is safe to try once more with fresh masks
-    first = result.output.strip().splitlines()[0] if result.output.strip() else "unknown error"
-    raise ToolRefused(f"the sandbox could not start: {first}")
+    why = result.output.strip().splitlines()[0] if result.output.strip() else "unknown error"
+    raise ToolRefused(f"the sandbox could not start: {why}")
 
 
 # -- as pydantic-ai tools ------------------------------------------------------------
