@@ -77,10 +77,11 @@ def init(
 
 
 def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Validate the config and print a summary; exit 2 naming each problem."""
+    """Validate the config and print a summary and warnings; exit 2 naming each problem."""
     import sys
 
     from polpo.errors import ConfigError
+    from polpo.runner.sandbox import sandbox_warnings
 
     try:
         loaded = load(ctx)
@@ -104,9 +105,12 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     summary = config_summary(loaded.config)
     summary["path"] = str(loaded.path)
     summary["storage"] = loaded.storage_url
+    warnings = sandbox_warnings(loaded.config)
     if as_json:
-        print_json({"ok": True, **summary})
+        print_json({"ok": True, **summary, "warnings": warnings})
         return
+    for w in warnings:
+        sys.stderr.write(f"Warning: {w}\n")
     out = console()
     out.print(f"[bold]{esc(_relative(loaded.path))}[/bold] is valid.")
     out.print(f"  project   {esc(summary['project'])}")
