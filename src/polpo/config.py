@@ -135,6 +135,9 @@ class ProviderConfig(_Model):
 
 class StorageConfig(_Model):
     url: str = DEFAULT_STORAGE_URL
+    #: finished inbox rows, sent outbox rows and old events are pruned after this many days
+    #: (at least 1: channels may redeliver a recent message, and dedupe needs its row)
+    retention_days: Annotated[int, Field(ge=1, le=36500)] = 30
 
     @field_validator("url")
     @classmethod

@@ -20,6 +20,7 @@ from polpo.config import PolpoConfig
 from polpo.errors import PolpoError
 from polpo.host import Host, cancel_and_wait
 from polpo.notifications import add_notifications
+from polpo.retention import add_retention
 from polpo.runner.component import add_runner
 from polpo.services.events import EventTail
 
@@ -108,6 +109,7 @@ async def build_serve_host(app: Polpo, options: ServeOptions) -> Host:
     add_runner(host)  # runner (unless settings.runner.enabled is false)
     add_gateway(host)  # channels, their gateway and outbox dispatchers (registry["channels"])
     add_notifications(host)  # notifications: events → rules → outbox
+    add_retention(host)  # prunes what is done with after settings.storage.retentionDays
     # ---------------------------------------------------------------------------
     host.add(ApiServer(app, host, options))
     return host
