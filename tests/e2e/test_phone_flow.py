@@ -186,6 +186,17 @@ async def test_thumbs_up_on_the_alert_approves_it(served: Served) -> None:
     assert decided.resolved_by == f"telegram:{ADMIN}"
 
 
+async def test_a_thumbs_up_in_another_skin_tone_approves_too(served: Served) -> None:
+    task = await served.app.tasks.add("thumbs: by reaction", agent="coder")
+    approval = await _approval_requested(served, task.id)
+    alert = await _alert_for(served, approval.short_id, 0)
+    await served.telegram.receive(
+        ADMIN, "", kind="reaction", reaction="👍🏽", target_id=alert.message_id
+    )
+    await served.wait_for("task:done", task.id)
+    assert (await served.app.approvals.get(approval.id)).status == "approved"
+
+
 async def test_a_stranger_cannot_approve_and_the_api_shows_the_channel(served: Served) -> None:
     task = await served.app.tasks.add("secret: not for strangers", agent="coder")
     approval = await _approval_requested(served, task.id)

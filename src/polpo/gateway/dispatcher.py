@@ -40,7 +40,7 @@ from polpo.errors import ChannelError
 from polpo.gateway.format import render_parts
 from polpo.gateway.writes import SyncTx, WriteBatcher, execute
 from polpo.host import cancel_and_wait
-from polpo.store.tables import outbox, outbox_parts
+from polpo.store.tables import inbox, outbox, outbox_parts
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -84,6 +84,8 @@ class _Row:
     next_attempt_at: float | None
     channel_message_id: str | None
     error: str | None
+    #: the message this row answers (its channel message id): the reply quotes it
+    reply_to: str | None = None
     #: message ids assigned to parts not yet confirmed sent (``outbox_parts`` "sending")
     assigned: Mapping[int, str] = field(default_factory=dict)
 
@@ -157,12 +159,17 @@ class OutboxDispatcher:
         self._wake.set()
 
     def hand_over(
-        self, row_id: int, chat_id: str, text: str, buttons: list[dict[str, str]] | None
+        self,
+        row_id: int,
+        chat_id: str,
+        text: str,
+        buttons: list[dict[str, str]] | None,
+        reply_to: str | None = None,
     ) -> None:
         """A new pending row, already committed: send it without reading it back."""
         if row_id in self._seen:
             return  # a read already took it
-        self._handed.append(_Row(row_id, chat_id, text, buttons, 0, 0, None, None, None))
+        self._handed.append(_Row(row_id, chat_id, text, buttons, 0, 0, None, None, None, reply_to))
         self._wake.set()
 
     def retry_now(self) -> None:
@@ -284,6 +291,7 @@ class OutboxDispatcher:
                 parts[n],
                 buttons=buttons if last else (),
                 message_id=assigned.get(n),
+                reply_to=row.reply_to if n == 0 else None,  # a reply quotes what it answers
             )
             try:
                 result = await self.channel.send(message)
@@ -442,6 +450,9 @@ class OutboxDispatcher:
                 outbox.c.next_attempt_at,
                 outbox.c.channel_message_id,
                 outbox.c.error,
+                sa.select(inbox.c.message_id)
+                .where(inbox.c.id == outbox.c.inbox_id)
+                .scalar_subquery(),
             )
             .where(
                 outbox.c.channel == self.channel.name,

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from polpo.channels.base import Channel, ChannelStatus, InboundMessage
 from polpo.config import GatewayConfig, TelegramChannelConfig, WhatsAppChannelConfig
 from polpo.config import _ChannelBase as ChannelBase
+from polpo.core.reactions import approval_vote
 from polpo.gateway import commands
 from polpo.gateway.echoes import is_own_message
 from polpo.gateway.identity import Identity, merge_lid, peer_id_of, resolve, touch_peer
@@ -69,8 +70,9 @@ MAX_CONCURRENT_TURNS = 256
 _REMEMBER_SENT = 2_000
 
 
-#: ``hand_over(row_id, chat_id, text, buttons)``: a committed reply, for its dispatcher.
-HandOver = Callable[[int, str, str, "list[dict[str, str]] | None"], None]
+#: ``hand_over(row_id, chat_id, text, buttons, reply_to)``: a committed reply, for its
+#: dispatcher; ``reply_to`` is the message it answers (the reply quotes it).
+HandOver = Callable[[int, str, str, "list[dict[str, str]] | None", "str | None"], None]
 
 
 class InlineChannelConfig(ChannelBase):
@@ -179,7 +181,7 @@ class Gateway:
 
     def on_reply(self, channel: str, hand_over: HandOver) -> None:
         """Give each reply for ``channel``, once committed, to ``hand_over`` (instead of a
-        wake-up that reads it back): ``hand_over(row_id, chat_id, text, buttons)``."""
+        wake-up that reads it back): ``hand_over(row_id, chat_id, text, buttons, reply_to)``."""
         self._handovers[channel] = hand_over
 
     def on_connected(self, channel: str, flush: Callable[[], None]) -> None:
@@ -547,7 +549,8 @@ class Gateway:
         ), "chat" if answer.error is None else f"chat error: {answer.error}"[:500]
 
     async def _reaction_command(self, msg: InboundMessage) -> str | None:
-        if msg.reaction not in ("👍", "👎") or not msg.target_id:
+        vote = approval_vote(msg.reaction)  # 👍🏽, 👎️, ✅, ❌ … (core/reactions.py)
+        if vote is None or not msg.target_id:
             return None
         target = msg.target_id
         ref = await self.batcher.read(
@@ -560,7 +563,7 @@ class Gateway:
         if not ref or not str(ref).startswith("approval:"):
             return None
         approval = str(ref).split(":", 1)[1]
-        return f"/approve {approval}" if msg.reaction == "👍" else f"/reject {approval}"
+        return f"/approve {approval}" if vote == "approve" else f"/reject {approval}"
 
     def _statuses(self) -> Sequence[ChannelStatus]:
         if self._status_source is not None:
@@ -703,7 +706,7 @@ class Gateway:
         hand_over = self._handovers.get(msg.channel)
         if row_id is not None and reply is not None and hand_over is not None:
             # committed: the dispatcher sends it without reading it back
-            hand_over(row_id, msg.chat_id, reply.text, reply.buttons)
+            hand_over(row_id, msg.chat_id, reply.text, reply.buttons, msg.message_id)
         else:
             self._wake(msg.channel)
 

@@ -23,6 +23,7 @@ ENGINE_WORKER = [sys.executable, str(HERE / "engine_worker.py")]
 FRIEND = "39123456789"
 ALICE = "39555000111"
 GROUP = JID(User="120363000000000001", Server="g.us")
+GROUP_JID = "120363000000000001@g.us"
 
 
 def phone(user: str) -> JID:
@@ -153,3 +154,71 @@ async def test_presence_follows_the_connection(auth: Path) -> None:
     presences = [e["presence"] for e in engine_log(auth) if e["type"] == "presence"]
     assert presences == ["available", "unavailable"]
     assert engine_log(auth)[-1]["type"] == "disconnect"
+
+
+async def test_replies_quote_the_message_they_answer_and_group_receipts_name_the_lid(
+    auth: Path,
+) -> None:
+    lid = JID(User="123456789012345", Server="lid")
+    group_ev = MessageEv(
+        Info=MessageInfo(
+            ID="G1",
+            Timestamp=1_800_000_000_000,
+            MessageSource=MessageSource(
+                Chat=GROUP, Sender=lid, SenderAlt=phone(ALICE), IsGroup=True
+            ),
+        ),
+        Message=Message(conversation="@polpo status?"),
+    )
+    script(
+        auth,
+        message_ev("M1", "/status please", chat=phone(FRIEND)),
+        {"event": "Message", "b64": base64.b64encode(group_ev.SerializePartialToString()).decode()},
+    )
+    session = WorkerSession(auth, [*ENGINE_WORKER, "--groups"])
+    await session.start()
+    try:
+        await session.send(p.Connect())
+        seen: list[p.Event] = []
+        while len(received(seen)) < 2:
+            event = await session.next_event(20)
+            assert event is not None
+            seen.append(event)
+        group = next(
+            e.inbound() for e in seen if isinstance(e, p.MessageReceived) and e.inbound().is_group
+        )
+        assert (group.peer, group.lid) == (ALICE, "123456789012345")  # the number, for policy
+        await session.send(
+            p.SendText(ref="r1", chat=f"{FRIEND}@s.whatsapp.net", text="All fine.", reply_to="M1")
+        )
+        await session.send(
+            p.SendText(ref="r2", chat=f"{FRIEND}@s.whatsapp.net", text="Plain.", reply_to="gone")
+        )
+        # what the channel sends for the group message: the peer's number, the read time
+        await session.send(
+            p.MarkRead(
+                chat=GROUP_JID,
+                sender=f"{ALICE}@s.whatsapp.net",
+                message_ids=["G1"],
+                timestamp=1_800_000_123,
+            )
+        )
+        await poll_until(lambda: any(e["type"] == "mark_read" for e in engine_log(auth)))
+    finally:
+        await session.close()
+    sends = [
+        Message.FromString(base64.b64decode(e["message"]))
+        for e in engine_log(auth)
+        if e["type"] == "send"
+    ]
+    quoted = sends[0].extendedTextMessage
+    assert quoted.text == "All fine."
+    assert quoted.contextInfo.stanzaID == "M1"
+    assert quoted.contextInfo.participant == f"{FRIEND}@s.whatsapp.net"
+    assert quoted.contextInfo.quotedMessage.conversation == "/status please"
+    assert sends[1].conversation == "Plain." and not sends[1].HasField("extendedTextMessage")
+    (read,) = [e for e in engine_log(auth) if e["type"] == "mark_read"]
+    # named by the address it wrote from (its LID), read now — not when it was sent
+    assert read["sender"] == "123456789012345@lid"
+    assert read["timestamp"] == 1_800_000_123
+    assert read["chat"] == GROUP_JID

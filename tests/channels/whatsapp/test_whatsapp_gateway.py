@@ -105,6 +105,8 @@ async def test_messages_are_answered_through_the_worker_and_strangers_are_not(
     log = fake_log(auth)
     sends = [e for e in log if e["type"] == "send_text"]
     helps = [e for e in sends if "/status" in e["text"]]  # the help text
+    # each reply quotes the message it answers
+    assert sorted(e["reply_to"] for e in helps) == ["3EB00001", "3EB00003"]
     assert sorted(e["chat"] for e in helps) == [
         f"{OWN_PHONE}@s.whatsapp.net",  # the owner's self-chat is the console
         f"{FRIEND}@s.whatsapp.net",

@@ -212,7 +212,7 @@ async def test_typing_and_read_receipts_reach_the_worker(
     make_channel: Factory, listener: RecordingListener, changes: Changes, auth_dir: Path
 ) -> None:
     sleep = ManualSleep(changes, gated=True)
-    ch = make_channel("ok", sleep=sleep)
+    ch = make_channel("ok", sleep=sleep, clock=FakeClock(1_800_000_000.0))
     await ch.start(listener)
     await changes.wait_for(lambda: ch.status().state == "connected")
     await ch.typing("39123456789", True)
@@ -224,7 +224,7 @@ async def test_typing_and_read_receipts_reach_the_worker(
         chat_id="12345@lid",
         message_id="B1:edit:99",
         text="x",
-        timestamp=1_800_000_000.0,
+        timestamp=1_700_000_000.0,
     )
     await ch.mark_read(message)
     await ch.stop()  # the stop command comes after, so everything above was written
@@ -235,6 +235,7 @@ async def test_typing_and_read_receipts_reach_the_worker(
         ("mark_read", None, "12345@lid"),
     ]
     assert log[2]["message_ids"] == ["B1"] and log[2]["sender"] == "12345@lid"
+    assert log[2]["timestamp"] == 1_800_000_000.0  # when it was read (the clock), not sent
 
 
 async def test_a_second_process_is_told_who_holds_the_account(

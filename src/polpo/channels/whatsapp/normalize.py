@@ -238,6 +238,26 @@ def normalize_undecryptable(
 _Parsed = tuple[MessageKind, str, "str | None", "str | None", int]
 
 
+def quotable(message: Message) -> Message:
+    """``message`` as a reply quotes it (``ContextInfo.quotedMessage``): unwrapped,
+    without the context (quote, mentions) of its own."""
+    inner, present = _unwrap(message)
+    copy = Message()
+    copy.CopyFrom(inner)
+    for name in present:
+        sub: Any = getattr(copy, name, None)
+        if sub is None or isinstance(sub, str | bytes | int | float):
+            continue
+        try:
+            if sub.HasField("contextInfo"):
+                sub.ClearField("contextInfo")
+        except ValueError:  # this message type has no contextInfo
+            continue
+    for name in _NOT_CONTENT:
+        copy.ClearField(name)
+    return copy
+
+
 def _unwrap(message: Message) -> tuple[Message, list[str]]:
     """The innermost message and the names of its fields that are set."""
     for _ in range(_MAX_DEPTH):

@@ -172,7 +172,7 @@ class Outbound:
                 chat=to_jid(message.chat_id),
                 sender=peer_jid(message.peer),
                 message_ids=[message_id],
-                timestamp=message.timestamp,
+                timestamp=self._timing.clock.now(),  # when it was read, not when sent
             )
         )
 

@@ -78,7 +78,7 @@ class MarkRead:
     #: the sender's JID (in groups, the participant)
     sender: str
     message_ids: list[str]
-    #: when the newest of them was sent, seconds since the epoch
+    #: when they were read, seconds since the epoch (0: now)
     timestamp: float
 
 

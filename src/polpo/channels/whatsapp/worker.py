@@ -33,7 +33,9 @@ import queue
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,6 +73,18 @@ SCANNED_WITHOUT_MULTIDEVICE = (
 
 
 ClientFactory = Callable[[Path, Callable[[str], None]], Any]
+#: how many received messages are remembered for quotes and read receipts
+RECENT_MEMORY = 2000
+
+
+@dataclass(frozen=True)
+class Recent:
+    """A received message as a reply or a read receipt needs it."""
+
+    #: the sender's address as the message used it, without device (``…@lid`` in LID groups)
+    sender: str
+    #: the content to quote (a ``waE2E.Message``)
+    content: Any
 
 
 def make_client(db: Path, on_login_status: Callable[[str], None]) -> Any:
@@ -142,6 +156,8 @@ class Worker:
         #: events neonize handed over, waiting for the pump (None: the pump ends)
         self.queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         self.pump_thread: threading.Thread | None = None
+        #: message id → what a reply or a read receipt needs of it (the last few only)
+        self.recent: OrderedDict[str, Recent] = OrderedDict()
         self.commands: queue.Queue[p.Command | None] = queue.Queue()
         self.stopping = threading.Event()
         self.command_thread: threading.Thread | None = None
@@ -498,7 +514,11 @@ class Worker:
             log.error("whatsapp worker: no journal (%s); messages are handed on unjournaled", e)
             self.journal = None
             return
+        from neonize.proto.Neonize_pb2 import Message as MessageEv
+
         for entry in self.journal.unacked():
+            with contextlib.suppress(Exception):  # a reply may quote it; nothing more
+                self.remember(entry.message_id, MessageEv.FromString(entry.raw))
             self.out.emit_line(entry.line)
 
     def on_message(self, _client: Any, ev: Any) -> None:
@@ -560,8 +580,24 @@ class Worker:
                 )
             except OSError as e:  # a full disk: hand them on anyway (the parent stores them)
                 log.error("whatsapp worker: cannot journal %d message(s): %s", len(ready), e)
+        for m, ev in ready:
+            if m.kind not in ("undecryptable", "reaction"):  # nothing a reply could quote
+                self.remember(m.message_id, ev)
         for line in lines:
             self.out.emit_line(line)
+
+    def remember(self, message_id: str, ev: Any) -> None:
+        """Keep what a reply to this message needs (its sender's address, its content),
+        in memory, for the last :data:`RECENT_MEMORY` messages."""
+        from polpo.channels.whatsapp.normalize import quotable
+
+        source = ev.Info.MessageSource
+        sender = source.Sender if source.Sender.User else source.Chat
+        content = ev.Message if ev.HasField("Message") else ev.Raw
+        self.recent[message_id] = Recent(sender=_jid(sender), content=quotable(content))
+        self.recent.move_to_end(message_id)
+        while len(self.recent) > RECENT_MEMORY:
+            self.recent.popitem(last=False)
 
     def read(self, kind: str, ev: Any) -> InboundMessage | None:
         """The message an event carries for Polpo, or None (not a message, or not for Polpo)."""
@@ -623,13 +659,10 @@ class Worker:
         return self.client
 
     def send_text(self, command: p.SendText) -> None:
-        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
         try:
             client = self._require_client()
-            response = client.send_message(
-                _parse_jid(command.chat), Message(conversation=command.text)
-            )
+            response = client.send_message(_parse_jid(command.chat), self.reply(command))
         except Exception as e:
             self.out.emit(
                 p.Error(
@@ -669,14 +702,38 @@ class Worker:
         except Exception as e:
             log.debug("whatsapp worker: typing in %s failed: %s", command.chat, e)
 
+    def reply(self, command: p.SendText) -> Any:
+        """The message to send: plain text, or — for a ``reply_to`` this worker received
+        — text quoting it, as WhatsApp's own clients build a reply."""
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+            ContextInfo,
+            ExtendedTextMessage,
+            Message,
+        )
+
+        quoted_id = (command.reply_to or "").split(":edit:", 1)[0]
+        quoted = self.recent.get(quoted_id) if quoted_id else None
+        if quoted is None:
+            return Message(conversation=command.text)
+        context = ContextInfo(
+            stanzaID=quoted_id, participant=quoted.sender, quotedMessage=quoted.content
+        )
+        return Message(
+            extendedTextMessage=ExtendedTextMessage(text=command.text, contextInfo=context)
+        )
+
     def mark_read(self, command: p.MarkRead) -> None:
+        """Read receipts. In groups the sender is named by the address its message came
+        from (its LID in a LID-addressed group), when this worker received it."""
         from neonize.utils.enum import ReceiptType
 
+        known = self.recent.get(command.message_ids[0]) if command.message_ids else None
+        sender = known.sender if known is not None else command.sender
         try:
             self._require_client().mark_read(
                 *command.message_ids,
                 chat=_parse_jid(command.chat),
-                sender=_parse_jid(command.sender),
+                sender=_parse_jid(sender),
                 receipt=ReceiptType.READ,
                 timestamp=int(command.timestamp) or None,
             )
