@@ -93,13 +93,16 @@ def _boundaries(url: str, headers: dict[str, str], raw: dict[str, Any]) -> list[
                         schema[k] + d for k, d in [("minimum", -1), ("maximum", 1)] if k in schema
                     )
                     for value in sorted(values):
-                        r = client.request(
-                            method.upper(), concrete, params={p["name"]: value}, json={}
-                        )
-                        if r.status_code >= 500:
-                            errors.append(
-                                f"{method.upper()} {concrete}?{p['name']}={value} → {r.status_code}"
+                        what = f"{method.upper()} {concrete}?{p['name']}={value}"
+                        try:
+                            r = client.request(
+                                method.upper(), concrete, params={p["name"]: value}, json={}
                             )
+                        except httpx.TransportError as e:  # the server dropped it: as bad
+                            errors.append(f"{what} → {type(e).__name__}")
+                            continue
+                        if r.status_code >= 500:
+                            errors.append(f"{what} → {r.status_code}")
     return errors
 
 
