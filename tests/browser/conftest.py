@@ -54,6 +54,10 @@ def browser() -> Iterator[Browser]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    from playwright.sync_api import expect
+
+    # Live updates cross processes (a CLI, the event tail, SSE): give a busy CI time.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as p:
         chromium = p.chromium.launch(
             executable_path=CHROMIUM,

@@ -61,7 +61,8 @@ def test_the_qr_code_counts_down_rotates_and_the_page_says_when_linked(
         first = qr.get_attribute("src")
         (s.root / ".polpo" / "whatsapp" / "fake_rotate").touch()  # WhatsApp rotates the code
         expect(qr).not_to_have_attribute("src", first or "")
-        expect(countdown).to_have_text(re.compile(r"^This code changes in (19|20) s$"))
+        # the new code's 20 s, less what the round trip took on a busy machine
+        expect(countdown).to_have_text(re.compile(r"^This code changes in (1\d|20) s$"))
 
         (s.root / ".polpo" / "whatsapp" / "fake_link").touch()  # the phone scans it
         expect(whatsapp.locator(".summary")).to_have_text("Connected as +39000000001.")
