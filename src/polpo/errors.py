@@ -91,8 +91,12 @@ class AlreadyDecidedError(InvalidTransitionError):
 
 
 class ValidationError(PolpoError):
-    """User input to a service (a title, a reason, an agent name) is not acceptable."""
+    """User input to a service (a title, a reason, an agent name) is not acceptable.
 
+    For the CLI that is a usage error: exit code 2, like a bad option.
+    """
+
+    exit_code = 2
     http_status = 422
 
 

@@ -122,8 +122,15 @@ def normalize_allow_entry(raw: str, channel: str) -> str:
     return normalize_peer(s, default_channel=channel)
 
 
+#: The owner talking from ``polpo chat`` (a peer of the in-memory channel).
+TERMINAL_OWNER = "memory:owner"
+
+
 def display_peer(peer_id: str) -> str:
-    """A human form: ``whatsapp:39123456789`` → ``+39123456789``."""
+    """A human form: ``whatsapp:39123456789`` → ``+39123456789``; the ``polpo chat``
+    owner → ``you (terminal)`` (its peer id means nothing to a reader)."""
+    if peer_id == TERMINAL_OWNER:
+        return "you (terminal)"
     try:
         channel, ext = split_peer(peer_id)
     except PeerIdError:

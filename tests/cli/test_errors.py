@@ -154,7 +154,7 @@ def test_already_decided(cli: Cli) -> None:
 )
 def test_usage_errors(cli: Cli, args: list[str], words: str) -> None:
     r = cli(*args)
-    assert r.code in (1, 2)
+    assert r.code == 2
     assert words in assert_one_error_line(r.err)
 
 

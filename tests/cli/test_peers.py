@@ -68,10 +68,10 @@ def test_peers_list_allow_revoke(cli: Cli, project: Path) -> None:
 
 def test_peer_id_mistakes_are_one_line(cli: Cli) -> None:
     r = cli("peers", "allow", "bob")
-    assert r.code == 1 and r.err.count("\n") == 1
+    assert r.code == 2 and r.err.count("\n") == 1
     assert r.err.startswith("Error: not a peer id: 'bob'")
     r = cli("peers", "link", OWNER, OWNER)
-    assert r.code == 1 and "cannot link whatsapp:39123456789 with itself" in r.err
+    assert r.code == 2 and "cannot link whatsapp:39123456789 with itself" in r.err
 
 
 def test_peers_link_and_unlink(cli: Cli) -> None:
@@ -83,6 +83,11 @@ def test_peers_link_and_unlink(cli: Cli) -> None:
     assert (tg["linkedTo"], tg["allowed"], tg["why"], tg["via"]) == (OWNER, True, "linked", OWNER)
     r = cli("peers", "unlink", TG_USER)
     assert r.code == 0 and "its access now: no (not allowed)" in r.out
+    assert cli("peers", "link", OWNER, TG_USER).code == 0
+    r = cli("peers", "unlink", TG_USER, "--json")
+    assert r.code == 0, r.err
+    unlinked = r.json()
+    assert (unlinked["id"], unlinked["linkedTo"], unlinked["allowed"]) == (TG_USER, None, False)
 
 
 def test_pair_list_and_approve(cli: Cli, project: Path) -> None:

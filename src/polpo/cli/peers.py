@@ -51,6 +51,11 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """Known peers (seen, allowlisted or in allowFrom) with their access, recent first."""
+    from polpo.cli.common import CliUsageError
+    from polpo.peerid import CHANNEL_TYPES
+
+    if channel is not None and channel not in CHANNEL_TYPES:
+        raise CliUsageError(f"--channel must be one of {', '.join(CHANNEL_TYPES)}; got {channel!r}")
 
     async def go(app: Polpo) -> list[PeerInfo]:
         return await app.peers.list(channel=channel)
@@ -130,13 +135,16 @@ def link(
 
 
 @peers_app.command("unlink")
-def unlink(ctx: typer.Context, peer: PeerArg) -> None:
+def unlink(ctx: typer.Context, peer: PeerArg, as_json: JsonOpt = False) -> None:
     """Take a peer out of its linked group."""
 
     async def go(app: Polpo) -> PeerInfo:
         return await app.peers.unlink(peer, by=CLI_ACTOR)
 
     info = with_app(ctx, go)
+    if as_json:
+        print_json(info.to_dict())
+        return
     console().print(f"Unlinked {esc(info.id)}; its access now: {esc(_access(info))}.")
 
 

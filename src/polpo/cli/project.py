@@ -185,7 +185,9 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         titles = ", ".join(f"{t['shortId']} {t['title']}" for t in a["runningTasks"])
         out.print(f"  {esc(a['name'])}: {esc(titles)}")
     out.print(f"Pending approvals: {data['pendingApprovals']}")
-    peers = data["connectedPeers"]
+    from polpo.peerid import display_peer
+
+    peers = [display_peer(p) for p in data["connectedPeers"]]
     out.print(f"Peers seen in the last 5 min: {esc(', '.join(peers)) if peers else 'none'}")
     if data["channels"]:
         for c in data["channels"]:

@@ -51,27 +51,30 @@ def simulate(
 
 
 def chat(ctx: typer.Context) -> None:
-    """Talk to the project's agent from the terminal, as its owner (admin). /quit ends."""
-    import asyncio
-
+    """Talk to the project's agent from the terminal, as its owner (admin).
+    /quit or Ctrl-D ends; Ctrl-C ends at once."""
+    from polpo.cli.terminal import LineReader
     from polpo.gateway.local import chat_session
 
     interactive = sys.stdin.isatty()
+    reader = LineReader()
 
     async def read_line() -> str | None:
-        def read() -> str | None:
-            try:
-                return input("you> " if interactive else "")
-            except EOFError:
-                return None
-
-        return await asyncio.to_thread(read)
+        return await reader.read_line("you> " if interactive else "")
 
     def write(text: str) -> None:
         typer.echo(f"polpo> {text}" if interactive else text)
 
     if interactive:
         typer.echo(
-            "Talking to the project's agent as its owner. /help for commands, /quit to leave."
+            "Talking to the project's agent as its owner. /help for commands, "
+            "/quit or Ctrl-D to leave."
         )
-    with_app(ctx, lambda app: chat_session(app, read_line, write))
+    try:
+        with_app(ctx, lambda app: chat_session(app, read_line, write))
+    except KeyboardInterrupt:
+        if interactive:
+            typer.echo("")  # the shell's prompt starts on a line of its own
+        raise
+    if interactive and reader.at_eof:  # Ctrl-D left the cursor after the prompt
+        typer.echo("")

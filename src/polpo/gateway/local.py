@@ -24,7 +24,7 @@ from polpo.config import GatewayConfig
 from polpo.errors import PolpoError
 from polpo.gateway.component import GatewayComponent
 from polpo.gateway.pipeline import InlineChannelConfig
-from polpo.peerid import PeerIdError, normalize_peer
+from polpo.peerid import TERMINAL_OWNER, PeerIdError, normalize_peer
 from polpo.store.tables import inbox
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from polpo.llm.base import Responder
 
 #: ``polpo chat`` talks as this peer on the memory channel (an admin).
-CHAT_PEER = "memory:owner"
+CHAT_PEER = TERMINAL_OWNER
 SIMULATED_CHANNELS = ("whatsapp", "telegram", "memory")
 
 

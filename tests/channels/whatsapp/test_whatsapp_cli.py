@@ -127,7 +127,7 @@ def test_login_refuses_to_relink_without_force(
     make_credentials(auth)
     _fake(monkeypatch, "login_phone")
     r = cli("whatsapp", "login")
-    assert r.code == 1
+    assert r.code == 2  # a usage mistake: --force is missing
     assert r.err == (
         f"Error: WhatsApp is already linked to +{OWN_PHONE}; use `polpo whatsapp login --force` "
         "to link again (the current link is removed)\n"
