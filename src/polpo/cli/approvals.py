@@ -24,8 +24,12 @@ if TYPE_CHECKING:
     from polpo.core.models import Approval, Task
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-RefArg = Annotated[str, typer.Argument(help="Approval id, short id or unique prefix (4+ chars).")]
-ByOpt = Annotated[str, typer.Option("--by", help="Who decides (recorded as resolvedBy).")]
+RefArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Approval id, short id or unique prefix (4+ chars).")
+]
+ByOpt = Annotated[
+    str, typer.Option("--by", metavar="NAME", help="Who decides (recorded as resolvedBy).")
+]
 
 approvals_app = typer.Typer(help="Approve or reject work stopped at a gate.", no_args_is_help=True)
 
@@ -45,7 +49,9 @@ def list_(
             help="pending (default), approved, rejected, expired, or all.",
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="At most this many.")
+    ] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """List approvals (pending ones unless --status says otherwise)."""

@@ -112,8 +112,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     from typer.main import get_command
 
+    from polpo.cli.helptext import readable
+
     usage_errors = _click_errors()
     command = get_command(app)
+    readable(command)
     try:
         rv: Any = command.main(
             args=list(argv) if argv is not None else None,

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from polpo.core.models import Mission, Task
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-RefArg = Annotated[str, typer.Argument(help="Mission id, short id or unique prefix (4+ chars).")]
+RefArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Mission id, short id or unique prefix (4+ chars).")
+]
 
 mission_app = typer.Typer(
     help="Missions: a goal and an ordered plan of tasks.", no_args_is_help=True
@@ -87,7 +89,9 @@ def list_(
             help="Only these statuses: draft, active, completed, failed, cancelled.",
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="At most this many.")
+    ] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """List missions, newest first, with progress."""

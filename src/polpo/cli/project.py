@@ -42,7 +42,9 @@ def init(
     ctx: typer.Context,
     project: Annotated[
         str | None,
-        typer.Option("--project", help="Project name (default: the directory's name)."),
+        typer.Option(
+            "--project", metavar="NAME", help="Project name (default: the directory's name)."
+        ),
     ] = None,
 ) -> None:
     """Write a starter .polpo/polpo.json (refuses to overwrite one)."""

@@ -34,6 +34,7 @@ def serve(
         str | None,
         typer.Option(
             "--api-key",
+            metavar="KEY",
             help="Also accept Authorization: Bearer KEY (for scripts; required off loopback). "
             "Prefer $POLPO_API_KEY (or the variable settings.server.apiKeyEnv names): "
             "a key on the command line is visible to every user in ps.",
@@ -42,7 +43,7 @@ def serve(
     ] = None,
     log_level: Annotated[
         str,
-        typer.Option("--log-level", help="debug, info, warning or error."),
+        typer.Option("--log-level", metavar="LEVEL", help="debug, info, warning or error."),
     ] = "info",
 ) -> None:
     """Run Polpo: the task runner, the WhatsApp/Telegram gateway, alerts, the HTTP API and dashboard.

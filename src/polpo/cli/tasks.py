@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from polpo.core.models import Task
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-RefArg = Annotated[str, typer.Argument(help="Task id, short id or unique prefix (4+ chars).")]
+RefArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Task id, short id or unique prefix (4+ chars).")
+]
 
 task_app = typer.Typer(help="Create, inspect, cancel and retry tasks.", no_args_is_help=True)
 
@@ -37,7 +39,7 @@ def add(
     ctx: typer.Context,
     title: Annotated[str, typer.Argument(help="What to do, in a line.")],
     description: Annotated[
-        str, typer.Option("--description", "-d", help="Details for the agent.")
+        str, typer.Option("--description", "-d", metavar="TEXT", help="Details for the agent.")
     ] = "",
     agent: Annotated[
         str | None, typer.Option("--agent", "-a", help="Agent (default: the first one).")
@@ -47,7 +49,9 @@ def add(
     ] = None,
     depends_on: Annotated[
         list[str] | None,
-        typer.Option("--depends-on", help="A task that must be done first (repeatable)."),
+        typer.Option(
+            "--depends-on", metavar="ID", help="A task that must be done first (repeatable)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -86,7 +90,9 @@ def list_(
     mission: Annotated[
         str | None, typer.Option("--mission", "-m", help="Only this mission's tasks, in order.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many.")] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, help="At most this many.")
+    ] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """List tasks, newest first (a mission's in plan order)."""

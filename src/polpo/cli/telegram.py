@@ -25,7 +25,11 @@ def register(root: typer.Typer) -> None:
 
 ConfigOption = Annotated[
     str | None,
-    typer.Option("--config", help="Path to polpo.json (default: .polpo/polpo.json, POLPO_CONFIG)."),
+    typer.Option(
+        "--config",
+        metavar="PATH",
+        help="Path to polpo.json (default: .polpo/polpo.json, POLPO_CONFIG).",
+    ),
 ]
 
 
