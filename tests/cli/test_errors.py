@@ -147,7 +147,7 @@ def test_already_decided(cli: Cli) -> None:
     [
         (["task", "lst"], "No such command 'lst'"),
         (["task", "list", "--limit", "zero"], "Invalid value for '--limit'"),
-        (["task", "add"], "Missing argument 'title' (see `polpo task add --help`)"),
+        (["task", "add"], "Missing argument 'TITLE' (see `polpo task add --help`)"),
         (["task", "list", "--status", "todo"], "unknown task status 'todo'"),
         (["--nope"], "No such option: --nope"),
     ],
