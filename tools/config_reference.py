@@ -43,6 +43,9 @@ def _type_name(tp: Any) -> str:
 
 
 def _default(field: Any) -> str:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "defaultDoc" in extra:
+        return str(extra["defaultDoc"])
     if field.default is not PydanticUndefined:
         value = field.default
     elif field.default_factory is not None:

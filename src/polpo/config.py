@@ -209,7 +209,9 @@ class _ChannelBase(_Model):
 
 
 class WhatsAppChannelConfig(_ChannelBase):
-    type: Literal["whatsapp"]
+    type: Literal["whatsapp"] = Field(
+        json_schema_extra={"defaultDoc": 'required, unless the channel is named "whatsapp"'}
+    )
     #: Show WhatsApp's "AI" badge on sent messages (off unless the user opts in).
     bot_tag: bool = False
     #: Where the linked device's credentials live, relative to the project.
@@ -217,7 +219,9 @@ class WhatsAppChannelConfig(_ChannelBase):
 
 
 class TelegramChannelConfig(_ChannelBase):
-    type: Literal["telegram"]
+    type: Literal["telegram"] = Field(
+        json_schema_extra={"defaultDoc": 'required, unless the channel is named "telegram"'}
+    )
     bot_token_env: str = "TELEGRAM_BOT_TOKEN"
     #: Bot API root; only changed for a self-hosted Bot API server or tests.
     api_base_url: str = "https://api.telegram.org"
@@ -250,6 +254,21 @@ class RuleConfig(_Model):
 class NotificationsConfig(_Model):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     rules: list[RuleConfig] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_from_name(cls, data: Any) -> Any:
+        """A channel named "whatsapp" or "telegram" without a ``type`` is of that type,
+        so the feature page's examples (``{"gateway": {…}}``) work as pasted."""
+        if not isinstance(data, dict) or not isinstance(data.get("channels"), dict):
+            return data
+        channels = {
+            key: {"type": key, **value}
+            if key in _TAGS and isinstance(value, dict) and "type" not in value
+            else value
+            for key, value in data["channels"].items()
+        }
+        return {**data, "channels": channels}
 
 
 class ServerConfig(_Model):
@@ -312,7 +331,9 @@ class Settings(_Model):
 
 class PolpoConfig(_Model):
     schema_: str | None = Field(default=None, alias="$schema")
-    project: str
+    #: Required here; the loader fills it with the project folder's name when the file
+    #: has none (as ``polpo init`` does), so the feature page's snippets work as pasted.
+    project: str = Field(json_schema_extra={"defaultDoc": "the project folder's name"})
     agents: list[AgentConfig] = Field(default_factory=list)
     settings: Settings = Field(default_factory=Settings)
 
@@ -413,6 +434,44 @@ def _cross_issues(cfg: PolpoConfig) -> Iterator[tuple[str, str]]:
                 normalize_peer(t)
             except PeerIdError as e:
                 yield f"settings.notifications.rules[{ri}].to[{ti}]", str(e)
+
+
+def config_warnings(cfg: PolpoConfig) -> list[tuple[str, str]]:
+    """Valid but probably not meant: ``(json path, message)`` pairs ``polpo config check``
+    prints without failing. Today: a notification rule's channel with nobody to send to
+    (no ``to`` peer of that channel, and the channel has no admins)."""
+    out: list[tuple[str, str]] = []
+    channels = cfg.settings.notifications.channels
+    for ri, rule in enumerate(cfg.settings.notifications.rules):
+        for ci, key in enumerate(rule.channels):
+            ch = channels.get(key)
+            if ch is None:
+                continue  # an error already
+            if rule.to is not None:
+                if not any(_peer_channel(p) == ch.type for p in rule.to):
+                    out.append(
+                        (
+                            f"settings.notifications.rules[{ri}].channels[{ci}]",
+                            f'"{key}" has nobody to send to: none of the rule\'s "to" peers '
+                            f"is a {ch.type} peer",
+                        )
+                    )
+            elif not ch.admin_peers():
+                out.append(
+                    (
+                        f"settings.notifications.rules[{ri}].channels[{ci}]",
+                        f'"{key}" has nobody to send to: add its admins (gateway.allowFrom '
+                        'or gateway.admins), or "to" peers to the rule',
+                    )
+                )
+    return out
+
+
+def _peer_channel(peer: str) -> str | None:
+    try:
+        return normalize_peer(peer).split(":", 1)[0]
+    except PeerIdError:
+        return None
 
 
 _BUILTIN_PROVIDERS = {
@@ -518,11 +577,14 @@ def load_config(
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read: {e}") from e
-    config = parse_config(text, source=str(path))
-    return LoadedConfig(config=config, path=path, root=project_root_for(path))
+    root = project_root_for(path)
+    config = parse_config(text, source=str(path), default_project=root.name or None)
+    return LoadedConfig(config=config, path=path, root=root)
 
 
-def parse_config(text: str, source: str = "polpo.json") -> PolpoConfig:
+def parse_config(
+    text: str, source: str = "polpo.json", *, default_project: str | None = None
+) -> PolpoConfig:
     """Parse and validate config text (JSON with comments)."""
     try:
         data = json.loads(strip_json_comments(text))
@@ -530,10 +592,15 @@ def parse_config(text: str, source: str = "polpo.json") -> PolpoConfig:
         raise ConfigError(
             f"{source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}"
         ) from e
-    return validate_config(data, source)
+    return validate_config(data, source, default_project=default_project)
 
 
-def validate_config(data: Any, source: str = "polpo.json") -> PolpoConfig:
+def validate_config(
+    data: Any, source: str = "polpo.json", *, default_project: str | None = None
+) -> PolpoConfig:
+    """Validate parsed config; ``default_project`` (the folder's name) fills a missing ``project``."""
+    if isinstance(data, dict) and "project" not in data and default_project:
+        data = {"project": default_project, **data}
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: (root): must be a JSON object; got {_json_type(data)}",
@@ -836,10 +903,11 @@ STARTER_CONFIG = """\
             "sessionIdleMinutes": 60
           }
         }
-      },
-      "rules": [
-        {"events": ["task:failed", "approval:requested"], "channels": ["whatsapp"]}
-      ]
+      }
+      // Approval requests, failures and pairing requests go to each channel's
+      // admins (gateway.admins, else the numbers in allowFrom). Route them
+      // elsewhere with rules once a channel has someone to send to:
+      // "rules": [{"events": ["task:failed", "approval:requested"], "channels": ["whatsapp"]}]
     }
   }
 }

@@ -104,10 +104,14 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             for p, m in e.issues:
                 sys.stderr.write(f"  {p}: {m}\n")
         raise typer.Exit(e.exit_code) from None
+    from polpo.config import config_warnings
+
     summary = config_summary(loaded.config)
     summary["path"] = str(loaded.path)
     summary["storage"] = loaded.storage_url
-    warnings = sandbox_warnings(loaded.config)
+    warnings = sandbox_warnings(loaded.config) + [
+        f"{p}: {m}" for p, m in config_warnings(loaded.config)
+    ]
     if as_json:
         print_json({"ok": True, **summary, "warnings": warnings})
         return
