@@ -15,16 +15,21 @@ CONFIG = {
         {"name": "coder", "role": "Engineer", "model": "test:model"},
         {"name": "writer", "role": "Docs", "model": "test:model"},
         {"name": "nomodel", "role": "Nobody"},
+        {"name": "nokey", "role": "Engineer", "model": "openai:gpt-4.1-mini"},
+        # an OpenAI-compatible server on this machine that is not running: the run fails
+        {"name": "offline", "role": "Engineer", "model": "local:m"},
     ],
     "settings": {
         "approvalGates": [{"name": "plan", "hook": "task:start", "agents": ["writer"]}],
+        "providers": {"local": {"baseUrl": "http://127.0.0.1:9/v1"}},
     },
 }
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("POLPO_MODEL", raising=False)
+    for var in ("POLPO_MODEL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
     root = tmp_path / "proj"
     write_project(root, CONFIG)
     return root
@@ -57,12 +62,31 @@ def test_run_with_nothing_to_do(cli: Cli) -> None:
 
 
 def test_a_failed_task_makes_run_exit_1_and_says_how_to_retry(cli: Cli) -> None:
-    short = cli("task", "add", "Impossible", "-a", "nomodel", "--json").json()["shortId"]
+    short = cli("task", "add", "Impossible", "-a", "offline", "--json").json()["shortId"]
     r = cli("run")
     assert r.code == 1
-    assert "No model is configured" in r.out
+    assert "model error" in r.out
     assert f"polpo task retry {short}" in r.out
     assert "Traceback" not in r.out + r.err
+
+
+def test_without_an_api_key_tasks_stay_pending_with_one_clear_line(cli: Cli) -> None:
+    first = cli("task", "add", "One", "-a", "nokey", "--json").json()["shortId"]
+    cli("task", "add", "Two", "-a", "nokey")
+    cli("task", "add", "Three", "-a", "nomodel")
+    r = cli("run")
+    assert r.code == 1
+    assert r.out.startswith("Ran 0 tasks.")
+    lines = [line for line in r.out.splitlines() if "stay pending" in line]
+    assert lines[0] == (
+        "⏸ nokey's tasks stay pending: no API key for openai:gpt-4.1-mini: set OPENAI_API_KEY"
+    )
+    assert len(lines) == 2 and "No model is configured for agent" in lines[1]
+    assert "Traceback" not in r.out + r.err
+    task = cli("task", "show", first, "--json").json()
+    assert (task["status"], task["attempts"]) == ("pending", 0)
+    report = cli("run", "--json").json()
+    assert report["modelProblems"]["nokey"].startswith("no API key for openai:gpt-4.1-mini")
 
 
 def test_mission_run_activates_and_with_wait_runs_it(cli: Cli) -> None:

@@ -76,8 +76,12 @@ def test_known_endpoints_need_no_base_url(monkeypatch: pytest.MonkeyPatch) -> No
         (None, {}, "No model is configured"),
         ("", {}, "No model is configured"),
         ("gpt-4.1-mini", {}, "must look like provider:model"),
-        ("openai:gpt-4.1-mini", {}, "set the OPENAI_API_KEY variable"),
-        ("openrouter:openai/gpt-4.1", {}, "set the OPENROUTER_API_KEY variable"),
+        ("openai:gpt-4.1-mini", {}, "no API key for openai:gpt-4.1-mini: set OPENAI_API_KEY"),
+        (
+            "openrouter:openai/gpt-4.1",
+            {},
+            "no API key for openrouter:openai/gpt-4.1: set OPENROUTER_API_KEY",
+        ),
         (
             "vllm:m",
             {
@@ -85,7 +89,7 @@ def test_known_endpoints_need_no_base_url(monkeypatch: pytest.MonkeyPatch) -> No
                     "vllm": {"baseUrl": "https://gpu.example.com/v1", "apiKeyEnv": "VLLM_API_KEY"}
                 }
             },
-            "set the VLLM_API_KEY variable",
+            "set VLLM_API_KEY",
         ),
         ("custom:m", {"providers": {"custom": {"apiKeyEnv": "LOCAL_API_KEY"}}}, "baseUrl"),
         ("nosuch:m", {}, "Unknown model"),
@@ -131,5 +135,5 @@ def test_a_native_provider_takes_its_key_from_the_named_variable(
     assert model.base_url.startswith("https://api.deepseek.com")
     assert model.client.api_key == "sk-ds"
     monkeypatch.delenv("MY_DEEPSEEK")
-    with pytest.raises(ModelNotConfiguredError, match="set the MY_DEEPSEEK variable"):
+    with pytest.raises(ModelNotConfiguredError, match="set MY_DEEPSEEK"):
         resolve_model("deepseek:deepseek-chat", cfg)

@@ -357,17 +357,6 @@ async def test_two_runners_on_one_database_never_run_a_task_twice(
         assert (await app1.tasks.get(task_id)).status == "done"
 
 
-async def test_no_model_configured_fails_the_task_saying_how(open_project: OpenProject) -> None:
-    app = await open_project()
-    task = await app.tasks.add("Anything", agent="coder")
-    runner = Runner(app)  # the real model resolution: no model anywhere
-    await runner.drain()
-    failed = await app.tasks.get(task.id)
-    assert failed.status == "failed"
-    assert "No model is configured" in (failed.error or "")
-    assert "settings.orchestratorModel" in (failed.error or "")
-
-
 async def test_a_task_without_agent_and_no_agents_configured_fails_clearly(
     open_project: OpenProject,
 ) -> None:

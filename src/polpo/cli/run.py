@@ -34,7 +34,8 @@ def run(
 
     Safe beside a running `polpo serve`: each task is claimed by one runner
     only. Tasks waiting for an approval are listed, not waited for (unless --wait).
-    Exits 1 if a task run here failed.
+    A task whose model cannot be used (no API key) stays pending, said once.
+    Exits 1 if a task run here failed or could not start for that reason.
     """
     out = console()
 
@@ -95,6 +96,7 @@ def run(
                 "runningElsewhere": [t.to_dict() for t in report.running_elsewhere],
                 "interrupted": [t.to_dict() for t in report.interrupted],
                 "pending": report.blocked,
+                "modelProblems": report.model_problems,
             }
         )
     else:
@@ -124,7 +126,9 @@ def run(
             )
         for t in failed:
             out.print(f"Retry a failed task with: polpo task retry {t.short_id}")
-    if failed:
+        for agent, why in report.model_problems.items():
+            out.print(f"⏸ {esc(agent)}'s tasks stay pending: {esc(why)}")
+    if failed or report.model_problems:
         raise typer.Exit(1)
 
 

@@ -125,7 +125,7 @@ def _api_key(
         return NO_KEY
     if named is None and cfg is not None and cfg.base_url is not None:
         return NO_KEY
-    raise ModelNotConfiguredError(f"Model {model} needs an API key: set the {env} variable.")
+    raise ModelNotConfiguredError(f"no API key for {model}: set {env}")
 
 
 def _env_prefix(provider_name: str) -> str:

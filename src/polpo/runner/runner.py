@@ -131,6 +131,8 @@ class DrainReport:
     #: runs of dead runners found and marked interrupted (their tasks failed, retryable)
     interrupted: list[Task] = field(default_factory=list)
     blocked: int = 0
+    #: agents whose model cannot be used (no API key…) → why; their tasks stay pending
+    model_problems: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -169,6 +171,8 @@ class Runner:
         self._interrupted: list[str] = []
         #: a task failed or was cancelled: its dependents must be failed too (full scan)
         self._failures_seen = True
+        #: agents whose model cannot be built now (no API key…) → why, said once each
+        self.model_problems: dict[str, str] = {}
         LIVE_WORKERS.add(self.worker)
 
     # -- wiring ----------------------------------------------------------------
@@ -339,6 +343,8 @@ class Runner:
             needs_start_gate = not task.start_approved and gate_for(cfg, agent.name, "task:start")
             if not needs_start_gate and running.get(agent.name, 0) >= agent.max_concurrency:
                 continue
+            if not needs_start_gate and not self._model_usable(agent):
+                continue  # stays pending, no attempt used: runs once the key is there
             outcome = await self._claim(task, agent)
             if outcome == "started":
                 running[agent.name] = running.get(agent.name, 0) + 1
@@ -520,6 +526,20 @@ class Runner:
 
     def _timeout_minutes(self) -> float:
         return self.ctx.config.settings.runner.task_timeout_minutes
+
+    def _model_usable(self, agent: AgentConfig) -> bool:
+        """Can the agent's model be built (credentials present)? Checked before claiming,
+        so a missing API key leaves tasks pending instead of failing them one by one."""
+        try:
+            self._model(agent)
+        except ModelNotConfiguredError as e:
+            if self.model_problems.get(agent.name) != e.message:
+                log.warning("tasks of agent %s wait: %s", agent.name, e.message)
+            self.model_problems[agent.name] = e.message
+            return False
+        if self.model_problems.pop(agent.name, None) is not None:
+            log.info("agent %s's model is usable now; running its tasks", agent.name)
+        return True
 
     def _model(self, agent: AgentConfig) -> Model:
         if agent.name not in self._models:
@@ -725,6 +745,7 @@ class Runner:
                 conn, status=["running"], oldest_first=True
             )
             report.blocked = await records.count_tasks(conn, status=["pending"])
+        report.model_problems = dict(self.model_problems)
         return report
 
 
