@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from polpo.config import LoadedConfig
 
 
+#: :class:`ServeUnreachable`'s reason when nothing listens at the project's address.
+NO_SERVE = "no polpo serve running"
+
+
 @dataclass(frozen=True)
 class ServeAnswer:
     url: str
@@ -73,7 +77,7 @@ def ask_serve(
     except httpx.HTTPError as e:
         reason = str(e) or type(e).__name__
         if isinstance(e, httpx.ConnectError):
-            reason = "no polpo serve running"
+            reason = NO_SERVE
         return ServeUnreachable(url, reason)
     if response.status_code == 401:
         return ServeUnreachable(url, "the serve there refused our token (another project's?)")

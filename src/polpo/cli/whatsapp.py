@@ -28,15 +28,13 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="whatsapp")
 
 
-def _project(ctx: typer.Context) -> tuple[LoadedConfig | None, Path]:
-    """The config (None before ``polpo init``) and the credentials directory."""
-    from polpo.cli.common import cli_state
-    from polpo.config import WhatsAppChannelConfig, find_config_path, load_config
+def _project(ctx: typer.Context) -> tuple[LoadedConfig, Path]:
+    """The config and the credentials directory. Like every command, these need a
+    project (``polpo init``): credentials and the serve to ask belong to one."""
+    from polpo.cli.common import load
+    from polpo.config import WhatsAppChannelConfig
 
-    path = cli_state(ctx).config_path
-    if path is None and not find_config_path().exists():
-        return None, Path.cwd() / DEFAULT_AUTH_DIR
-    loaded = load_config(path)
+    loaded = load(ctx)
     found = loaded.config.channel_of_type("whatsapp")
     auth = (
         found[1].auth_dir
@@ -209,6 +207,7 @@ def status(
 
     from polpo.channels.whatsapp.account import linked_account, lock_holder
     from polpo.channels.whatsapp.session import live_check
+    from polpo.cli.serve_client import NO_SERVE
     from polpo.errors import LockHeldError
 
     loaded, auth_dir = _project(ctx)
@@ -234,7 +233,14 @@ def status(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    if account is None:
+    serve_holds = live is not None or (holder is not None and "polpo serve" in holder)
+    if account is None and serve_holds:
+        # login would refuse: serve holds the account and shows the QR code itself
+        typer.echo(
+            f"Linked:   no; polpo serve is waiting to link it: open its dashboard "
+            f"({server_url}/) and scan the QR code under Channels"
+        )
+    elif account is None:
         typer.echo(f"Linked:   no (no credentials in {auth_dir}); run `polpo whatsapp login`")
     else:
         name = f" ({account.push_name})" if account.push_name else ""
@@ -244,8 +250,12 @@ def status(
         typer.echo(f"Serve:    polpo serve at {server_url}: WhatsApp {live.get('state')}{detail}")
     elif server_error is None:
         typer.echo(f"Serve:    polpo serve at {server_url} runs no WhatsApp channel")
+    elif server_error == NO_SERVE:
+        typer.echo(f"Serve:    no polpo serve running (nothing answers at {server_url})")
     else:
-        typer.echo(f"Serve:    not reachable at {server_url} ({server_error})")
+        typer.echo(
+            f"Serve:    no answer from this project's polpo serve at {server_url} ({server_error})"
+        )
     if holder:
         typer.echo(f"In use:   by {holder}")
     elif account is not None and server_error is not None:
@@ -255,9 +265,17 @@ def status(
 
 
 def _ask_server(loaded: LoadedConfig | None) -> tuple[str, dict[str, Any] | None, str | None]:
-    """(server url, its WhatsApp channel row, error) from ``GET /api/v1/channels``."""
+    """(server url, its WhatsApp channel row, error) from ``GET /api/v1/channels``.
+
+    A serve of another project on that address is not this project's serve."""
     from polpo.cli.serve_client import ServeUnreachable, ask_serve
 
+    health = ask_serve(loaded, "GET", "/api/v1/health")
+    if isinstance(health, ServeUnreachable):
+        return health.url, None, health.reason
+    other = health.body.get("project") if isinstance(health.body, dict) else None
+    if loaded is not None and isinstance(other, str) and other != loaded.config.project:
+        return health.url, None, f"project {other!r}'s polpo serve answers there"
     answer = ask_serve(loaded, "GET", "/api/v1/channels")
     if isinstance(answer, ServeUnreachable):
         return answer.url, None, answer.reason

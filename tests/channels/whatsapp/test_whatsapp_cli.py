@@ -159,7 +159,7 @@ def test_status_without_credentials_or_server(cli: Cli, auth: Path) -> None:
     r = cli("whatsapp", "status")
     assert r.code == 0
     assert f"Linked:   no (no credentials in {auth}); run `polpo whatsapp login`" in r.out
-    assert "Serve:    not reachable at http://127.0.0.1:1" in r.out
+    assert "Serve:    no polpo serve running (nothing answers at http://127.0.0.1:1)" in r.out
 
 
 def test_status_reads_the_credentials_and_checks_live_when_no_server_runs(
