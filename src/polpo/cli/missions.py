@@ -43,18 +43,51 @@ def add(
     goal: Annotated[str, typer.Option("--goal", "-g", help="What done looks like.")] = "",
     task: Annotated[
         list[str] | None,
-        typer.Option("--task", "-t", help="A task of the plan, in order (repeatable)."),
+        typer.Option(
+            "--task",
+            "-t",
+            help="A step of the plan (repeatable); each runs after the one before it.",
+        ),
     ] = None,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--after",
+            metavar="STEP=STEPS",
+            help="Step STEP runs after these steps instead of the one before it: "
+            "--after 3=1 (step 3 only needs step 1), --after 4=2,3, --after 2= (no wait). "
+            "Steps are numbered from 1 in --task order (repeatable).",
+        ),
+    ] = None,
+    parallel: Annotated[
+        bool,
+        typer.Option("--parallel", help="Steps wait for no other step (except as --after says)."),
+    ] = False,
     agent: Annotated[
         str | None, typer.Option("--agent", "-a", help="Agent for the plan's tasks.")
     ] = None,
     start: Annotated[bool, typer.Option("--start", help="Activate it right away.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a mission (a draft unless --start), with its plan from --task options."""
+    """Create a mission (a draft unless --start) whose plan is its --task steps, in order:
+    each step runs after the one before it, unless --after or --parallel say otherwise."""
+    from polpo.cli.common import CliUsageError
+    from polpo.core.plan import parse_after, step_dependencies
     from polpo.services.missions import PlannedTask
 
-    plan = [PlannedTask(title=t, agent=agent) for t in task or []]
+    titles = task or []
+    explicit: dict[int, tuple[int, ...]] = {}
+    for spec in after or []:
+        try:
+            step, deps = parse_after(spec, len(titles))
+        except ValueError as e:
+            raise CliUsageError(f"--after {e}") from None
+        explicit[step] = deps
+    waits = step_dependencies(len(titles), explicit, parallel=parallel)
+    plan = [
+        PlannedTask(title=t, agent=agent, depends_on=deps)
+        for t, deps in zip(titles, waits, strict=True)
+    ]
 
     async def go(app: Polpo) -> tuple[Mission, list[Task]]:
         m = await app.missions.add(name, goal=goal, plan=plan, created_by=CLI_ACTOR, activate=start)
@@ -69,8 +102,9 @@ def add(
         f"Created mission {mission.short_id} ({mission.status}): {esc(mission.name)}"
         + (f" with {len(tasks)} task{'s' if len(tasks) != 1 else ''}" if tasks else "")
     )
-    for i, t in enumerate(tasks, 1):
-        out.print(f"  {i}. {t.short_id} {esc(t.title)}")
+    for i, (t, deps) in enumerate(zip(tasks, waits, strict=False), 1):
+        when_ = f"  (after {', '.join(str(d + 1) for d in deps)})" if deps else ""
+        out.print(f"  {i}. {t.short_id} {esc(t.title)}{when_}")
     if mission.status == "draft":
         hint = f"polpo mission start {mission.short_id}"
         if not tasks:
@@ -217,13 +251,16 @@ def _print_mission(mission: Mission, tasks: list[Task]) -> None:
     if not tasks:
         out.print("No tasks yet.")
         return
-    t = table("#", "ID", "STATUS", "TITLE", "AGENT")
+    step_of = {task.id: i for i, task in enumerate(tasks, 1)}
+    t = table("#", "ID", "STATUS", "TITLE", "AGENT", "AFTER")
     for i, task in enumerate(tasks, 1):
+        after = [str(step_of[d]) if d in step_of else d[:8] for d in task.depends_on]
         t.add_row(
             str(i),
             task.short_id,
             f"{task.icon} {task.status}",
             esc(task.title),
             esc(task.agent or "-"),
+            ", ".join(after) or "-",
         )
     out.print(t)

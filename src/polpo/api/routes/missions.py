@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 from polpo.api.deps import API_ACTOR, PolpoDep
 from polpo.app import Polpo
 from polpo.core.models import Mission
+from polpo.core.plan import step_dependencies
 from polpo.services.missions import PlannedTask
 
 router = APIRouter(tags=["missions"])
@@ -24,7 +25,7 @@ class PlanStep(_Body):
     title: str = Field(min_length=1, max_length=200)
     description: str = ""
     agent: str | None = None
-    #: indexes of earlier steps of the plan
+    #: indexes of earlier steps of the plan; omitted: the step before (see ``parallel``)
     depends_on: list[int] = Field(default_factory=list)
 
 
@@ -35,6 +36,8 @@ class MissionCreate(_Body):
     tasks: list[str | PlanStep] = Field(default_factory=list)
     #: activate right away instead of leaving a draft
     start: bool = False
+    #: steps without dependsOn wait for no other step (default: each waits for the one before)
+    parallel: bool = False
     created_by: str = API_ACTOR
 
 
@@ -59,16 +62,17 @@ async def list_missions(
 
 @router.post("/missions", status_code=201)
 async def create_mission(app: PolpoDep, body: MissionCreate) -> dict[str, Any]:
+    explicit = {
+        i: s.depends_on
+        for i, s in enumerate(body.tasks)
+        if isinstance(s, PlanStep) and "depends_on" in s.model_fields_set
+    }
+    waits = step_dependencies(len(body.tasks), explicit, parallel=body.parallel)
     plan = [
-        PlannedTask(title=s)
+        PlannedTask(title=s, depends_on=deps)
         if isinstance(s, str)
-        else PlannedTask(
-            title=s.title,
-            description=s.description,
-            agent=s.agent,
-            depends_on=tuple(s.depends_on),
-        )
-        for s in body.tasks
+        else PlannedTask(title=s.title, description=s.description, agent=s.agent, depends_on=deps)
+        for s, deps in zip(body.tasks, waits, strict=True)
     ]
     m = await app.missions.add(
         body.name, goal=body.goal, plan=plan, created_by=body.created_by, activate=body.start
