@@ -75,3 +75,11 @@ def test_cli_reference_names_every_option_of_each_command() -> None:
                 ):
                     missing.append(f"{path} {longs[0]}")
     assert missing == [], missing
+
+
+def test_the_suite_time_is_stated_honestly() -> None:
+    """On two cores the suite takes minutes; the README shows what the end looks like."""
+    dev = README.split("## Development", 1)[1]
+    assert "about a minute" not in dev
+    assert "2–5 minutes on two cores" in dev
+    assert re.search(r"\n\d+ passed in \d+\.\d+s \(\d+:\d\d:\d\d\)\n```", dev)
