@@ -50,6 +50,7 @@ def init(
     """Write a starter .polpo/polpo.json (refuses to overwrite one)."""
     from polpo.config import CONFIG_DIR, CONFIG_FILE, find_config_path, starter_config
     from polpo.errors import ConfigError
+    from polpo.private_files import private_dir
 
     path = find_config_path(cli_state(ctx).config_path)
     if path.exists():
@@ -62,7 +63,10 @@ def init(
     if not name:
         raise ConfigError("--project must not be empty")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.name == CONFIG_DIR:
+            private_dir(path.parent)  # 0700: the database and credentials will live here
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(starter_config(name), encoding="utf-8")
         if path.parent.name == CONFIG_DIR:
             ignore = path.parent / ".gitignore"

@@ -59,6 +59,7 @@ def serve(
 
     from polpo.app import Polpo
     from polpo.cli.common import CliUsageError
+    from polpo.logredact import install_log_redaction, secrets_named_by
     from polpo.serve import resolve_options, run_serve
 
     level = logging.getLevelName(log_level.upper())
@@ -74,6 +75,8 @@ def serve(
             err=True,
         )
     logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S")
+    # at debug, libraries log Bot API URLs (they carry the token): no secret in any line
+    install_log_redaction([*secrets_named_by(loaded.config), *([api_key] if api_key else [])])
     for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from polpo.errors import StoreError
+from polpo.private_files import private_sqlite_file
 
 #: Identifies this process in the event log and in leases.
 PROCESS_ID = f"pid {os.getpid()} on {socket.gethostname()}"
@@ -69,9 +70,9 @@ class Store:
         if aurl.startswith("sqlite"):
             if path is not None:
                 try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    private_sqlite_file(path)  # .polpo/ 0700, the database 0600
                 except OSError as e:
-                    raise StoreError(f"cannot create {path.parent}: {e}") from e
+                    raise StoreError(f"cannot create {path}: {e}") from e
             else:
                 kwargs["poolclass"] = StaticPool
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
