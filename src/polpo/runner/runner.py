@@ -242,7 +242,13 @@ class Runner:
                     if self._inflight and not changed:
                         await self._sleep()
                     continue
-                if not wait or not await self._anything_to_wait_for():
+                if not wait:
+                    break
+                if not await self._anything_to_wait_for():
+                    # an approval given elsewhere between the tick and that look made its
+                    # task pending, not awaited: one more tick runs it before we stop
+                    if await self.tick():
+                        continue
                     break
                 await self._sleep()
         finally:
