@@ -92,7 +92,8 @@ function renderStatus(s) {
     `<div>Tasks: ${counts}</div>` +
     `<div>Agents: ${active.length} working, ${s.agents.length - active.length} idle` +
     (active.length ? " — " + active.map((a) => esc(a.name) + ": " + a.runningTasks.map((t) => esc(t.title)).join(", ")).join("; ") : "") + `</div>` +
-    `<div>Pending approvals: ${s.pendingApprovals}</div>`;
+    `<div>Pending approvals: ${s.pendingApprovals}</div>` +
+    `<div>Peers seen in the last 5 minutes: ${s.connectedPeers.length ? s.connectedPeers.map((p) => esc(phone(p))).join(", ") : "none"}</div>`;
 }
 
 // Deadlines (ms, this browser's clock) for the countdowns, set when a row arrives.
