@@ -77,6 +77,22 @@ async def acquire(store: Store, name: str, holder: str, *, now: float, ttl: floa
     return lease if lease.holder == holder else None
 
 
+async def take_over(
+    store: Store, name: str, holder: str, *, dead: str, now: float, ttl: float
+) -> Lease | None:
+    """Take ``name`` from ``dead``, a holder known to be gone (a crashed process on
+    this machine), before its lease expires; None when ``dead`` no longer holds it."""
+    async with store.write() as conn:
+        result = await conn.execute(
+            leases.update()
+            .where(leases.c.name == name, leases.c.holder == dead)
+            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+        )
+    if _rowcount(result) != 1:
+        return None
+    return Lease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl)
+
+
 async def renew(store: Store, name: str, holder: str, *, now: float, ttl: float) -> bool:
     """Extend ``holder``'s lease to ``now + ttl``; False when it is no longer theirs.
 

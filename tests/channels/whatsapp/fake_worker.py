@@ -31,6 +31,10 @@ Scenarios:
                reconnect after linking failed); run 2 connects
   outdated     a QR code, then WhatsApp refuses this client as outdated (exit 4)
   multidevice  a QR code, then "scanned without multidevice" (the worker goes on)
+  phone        connects; run 1 sends all of DIR/fake_messages.json at once; each
+               send_text reaches a phone (DIR/fake_phone.jsonl) that drops a message
+               whose id it already has, like WhatsApp's apps; answers ``sent`` after
+               DIR/fake_send_delay seconds (default 0)
 
 Every scenario answers logout with logged_out.
 """
@@ -190,9 +194,28 @@ def main() -> int:
                 emit(p.MessageReceived(message=messages.pop(0)))
             if scenario == "keepalive":
                 emit(p.Degraded(reason="WhatsApp missed 1 keepalive ping(s) since 12:00:00"))
+            if scenario == "phone" and run == 1:
+                for m in json.loads((auth_dir / "fake_messages.json").read_text()):
+                    emit(p.MessageReceived(message=m))
         elif isinstance(command, p.Ack):
             if messages:
                 emit(p.MessageReceived(message=messages.pop(0)))
+        elif isinstance(command, p.SendText) and scenario == "phone":
+            sent += 1
+            message_id = command.message_id or f"M{run}-{sent}"
+            phone = auth_dir / "fake_phone.jsonl"
+            seen = (
+                {json.loads(line)["id"] for line in phone.read_text().splitlines()}
+                if phone.exists()
+                else set()
+            )
+            with phone.open("a") as f:
+                entry = {"id": message_id, "chat": command.chat, "text": command.text}
+                f.write(json.dumps(entry | {"dropped": message_id in seen, "run": run}) + "\n")
+            delay = auth_dir / "fake_send_delay"
+            if delay.exists():
+                time.sleep(float(delay.read_text()))
+            emit(p.Sent(ref=command.ref, message_id=message_id, timestamp=time.time()))
         elif isinstance(command, p.SendText):
             if scenario == "crash":
                 os._exit(1)

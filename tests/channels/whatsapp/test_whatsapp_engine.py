@@ -222,3 +222,34 @@ async def test_replies_quote_the_message_they_answer_and_group_receipts_name_the
     assert read["sender"] == "123456789012345@lid"
     assert read["timestamp"] == 1_800_000_123
     assert read["chat"] == GROUP_JID
+
+
+async def test_a_part_sent_again_with_its_id_after_a_crash_is_not_sent_twice(
+    auth: Path,
+) -> None:
+    script(auth)
+    sent_ids = []
+    for _ in range(2):  # the second worker gets the same part again, as the outbox resends it
+        session = WorkerSession(auth, ENGINE_WORKER)
+        await session.start()
+        try:
+            await session.send(p.Connect())
+            assert isinstance(await session.next_event(20), p.Connected)
+            await session.send(
+                p.SendText(
+                    ref="r1",
+                    chat=f"{FRIEND}@s.whatsapp.net",
+                    text="Your task is done.",
+                    message_id="3EB0A55167ED0000000001",
+                )
+            )
+            sent = await session.next_event(20)
+            assert isinstance(sent, p.Sent)
+            sent_ids.append(sent.message_id)
+            assert session.proc is not None
+            session.proc.kill()  # a crash before anyone recorded the send
+        finally:
+            await session.close()
+    assert sent_ids[0] == sent_ids[1]  # answered from the ledger: WhatsApp's id of the first
+    sends = [e for e in engine_log(auth) if e["type"] == "send"]
+    assert len(sends) == 1

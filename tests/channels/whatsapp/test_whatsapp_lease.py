@@ -6,6 +6,7 @@ stands for neonize; time moves by hand (FakeClock, gated sleeps).
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -164,3 +165,34 @@ async def test_renewals_keep_the_lease(
         await changes.wait_for(lambda n=n: len(sleep.delays) == n)
     assert await leases.acquire(theirs, ch.lease_name, ELSEWHERE, now=clock.now(), ttl=60) is None
     assert ch.status().state == "connected"
+
+
+async def test_a_lease_left_by_a_crashed_serve_on_this_machine_is_taken_over_at_once(
+    make_channel: Factory,
+    listener: RecordingListener,
+    changes: Changes,
+    stores: tuple[Store, Store],
+) -> None:
+    import asyncio
+    import socket
+    import sys
+
+    mine, theirs = stores
+    clock = FakeClock()
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()  # a process of this machine that is no more
+    dead = f"pid {gone.pid} on {socket.gethostname()} (polpo serve)"
+    sleep = ManualSleep(changes, gated=True)
+    ch = make_channel("ok", ownership=OwnershipOptions(store=mine), clock=clock, sleep=sleep)
+    assert await leases.acquire(theirs, ch.lease_name, dead, now=clock.now(), ttl=60)
+    await ch.start(listener)
+    # not a minute later: now (the gated sleep was never released for a retry)
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    held = await leases.current(theirs, ch.lease_name)
+    assert held is not None and held.holder == f"{PROCESS_ID} (polpo serve)"
+    # a holder that is alive, or elsewhere, is waited for as before
+    alive = f"pid {os.getpid()} on {socket.gethostname()} (polpo serve)"
+    from polpo.channels.whatsapp.ownership import holder_is_dead
+
+    assert not holder_is_dead(alive) and not holder_is_dead(ELSEWHERE)
+    assert holder_is_dead(dead)

@@ -64,6 +64,17 @@ async def poll_until(predicate: Callable[[], bool], within: float = 15.0) -> Non
             await asyncio.sleep(0.01)
 
 
+def poll_until_sync(predicate: Callable[[], bool], within: float = 15.0) -> None:
+    """The same, for tests that are not async (a subprocess writes the file)."""
+    import time
+
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true within {within} s")
+        time.sleep(0.01)
+
+
 class RecordingListener:
     def __init__(self, changes: Changes) -> None:
         self.changes = changes

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from dataclasses import replace
 from enum import Enum
@@ -53,7 +54,7 @@ from polpo.channels.whatsapp.login import (
     LoginOptions,
     LoginState,
 )
-from polpo.channels.whatsapp.outbound import MAX_TEXT, Outbound, OutboundOptions
+from polpo.channels.whatsapp.outbound import MAX_TEXT, Outbound, OutboundOptions, mint_message_id
 from polpo.channels.whatsapp.ownership import Ownership, OwnershipOptions
 from polpo.channels.whatsapp.process import EXIT_FATAL, WorkerOptions, WorkerProcess
 from polpo.channels.whatsapp.timing import Timing, seconds_text
@@ -148,6 +149,13 @@ class WhatsAppChannel:
     @property
     def lease_name(self) -> str:
         return self.ownership.lease_name
+
+    def new_message_id(self) -> str:
+        """An id for an outbound part, in WhatsApp's format (the outbox stores it before
+        sending; a part sent again with it is not sent twice: see :mod:`.ledger`)."""
+        return mint_message_id(
+            self._account, now=self.timing.clock.now(), random_bytes=os.urandom(16)
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ outbox keeps the row and sends it once the channel says ``connected`` again.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -91,7 +92,13 @@ class Outbound:
             future: asyncio.Future[p.Sent] = asyncio.get_running_loop().create_future()
             self._pending[ref] = future
             written = await self._write(
-                p.SendText(ref=ref, chat=chat, text=message.text, reply_to=message.reply_to)
+                p.SendText(
+                    ref=ref,
+                    chat=chat,
+                    text=message.text,
+                    reply_to=message.reply_to,
+                    message_id=message.message_id,
+                )
             )
             if not written:
                 self._pending.pop(ref, None)
@@ -180,6 +187,17 @@ class Outbound:
         self._sent_ids[message_id] = None
         while len(self._sent_ids) > _SENT_MEMORY:
             self._sent_ids.popitem(last=False)
+
+
+def mint_message_id(own: str | None, *, now: float, random_bytes: bytes) -> str:
+    """A message id in WhatsApp's own format, made as whatsmeow's ``GenerateMessageID``
+    makes them: ``3EB0`` and 18 upper-case hex digits of the SHA-256 of the time
+    (8 bytes, big-endian seconds), the own number with ``@c.us``, and 16 random bytes."""
+    data = int(now).to_bytes(8, "big", signed=False)
+    if own:
+        data += f"{own}@c.us".encode()
+    data += random_bytes
+    return "3EB0" + hashlib.sha256(data).hexdigest()[:18].upper()
 
 
 def to_jid(chat_id: str) -> str:

@@ -9,12 +9,17 @@ Two connections with one account make WhatsApp drop one of them
   the same across machines sharing a database. It is taken for ``lease_ttl``
   seconds and renewed every ``lease_renew``; a renewal that finds it taken by
   another process calls ``on_lost`` (the channel stops its worker: no fight).
+  A holder that was a process of this machine and is gone (``polpo serve``
+  killed) is taken over at once rather than after its lease expires.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -48,6 +53,27 @@ class LeaseRefused:
     other: leases.Lease | None = None
 
 
+_HOLDER = re.compile(r"^pid (\d+) on (\S+)")
+
+
+def holder_is_dead(holder: str) -> bool:
+    """A lease holder (``pid N on HOST (…)``) that is a process of this machine no
+    longer running. Holders elsewhere, or unreadable ones, are never taken for dead."""
+    found = _HOLDER.match(holder)
+    if found is None or found.group(2) != socket.gethostname():
+        return False
+    pid = int(found.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, but not ours to signal
+        return False
+    return False
+
+
 class Ownership:
     """The file lock and the database lease of one account, held together."""
 
@@ -77,6 +103,22 @@ class Ownership:
             other = None if got is not None else await leases.current(store, self.lease_name)
         except Exception as e:
             return LeaseRefused(f"cannot take the WhatsApp lease in the database ({e})")
+        if got is None and other is not None and holder_is_dead(other.holder):
+            # It crashed on this machine: waiting out its lease (a minute) would only
+            # keep WhatsApp down after a restart.
+            try:
+                got = await leases.take_over(
+                    store,
+                    self.lease_name,
+                    self.lease_holder,
+                    dead=other.holder,
+                    now=now,
+                    ttl=self.options.lease_ttl,
+                )
+            except Exception as e:
+                return LeaseRefused(f"cannot take the WhatsApp lease in the database ({e})")
+            if got is not None:
+                log.warning("whatsapp: took over the lease of %s (no longer running)", other.holder)
         if got is not None:
             self._held, self.lost, self.other = True, False, None
             self._renewer = asyncio.create_task(self._renew(on_lost), name="whatsapp-lease")

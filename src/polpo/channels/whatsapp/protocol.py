@@ -62,6 +62,9 @@ class SendText:
     chat: str
     text: str
     reply_to: str | None = None
+    #: the id the outbox assigned this part; sent again after a crash with the same
+    #: id, the worker answers from its ledger instead of sending twice
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)

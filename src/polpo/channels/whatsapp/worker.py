@@ -43,6 +43,7 @@ from polpo.channels.base import InboundMessage
 from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp.account import DB_NAME, linked_account, secure
 from polpo.channels.whatsapp.journal import JOURNAL_NAME, Journal
+from polpo.channels.whatsapp.ledger import LEDGER_NAME, SentLedger, SentPart
 
 log = logging.getLogger("polpo.whatsapp.worker")
 
@@ -153,6 +154,7 @@ class Worker:
         self.groups = groups
         self.inbound = inbound
         self.journal: Journal | None = None
+        self.ledger: SentLedger | None = None
         #: events neonize handed over, waiting for the pump (None: the pump ends)
         self.queue: queue.Queue[tuple[str, Any] | None] = queue.Queue()
         self.pump_thread: threading.Thread | None = None
@@ -247,6 +249,7 @@ class Worker:
         secure(self.auth_dir)
         self.read_own_account()
         self.open_journal()
+        self.open_ledger()
         self.pump_thread = threading.Thread(target=self.pump, name="inbound", daemon=True)
         self.pump_thread.start()
         factory = self.make_client or make_client
@@ -521,6 +524,13 @@ class Worker:
                 self.remember(entry.message_id, MessageEv.FromString(entry.raw))
             self.out.emit_line(entry.line)
 
+    def open_ledger(self) -> None:
+        try:
+            self.ledger = SentLedger.open(self.auth_dir / LEDGER_NAME)
+        except OSError as e:
+            log.error("whatsapp worker: no sent ledger (%s); a resend may repeat a part", e)
+            self.ledger = None
+
     def on_message(self, _client: Any, ev: Any) -> None:
         self.queue.put(("message", ev))
 
@@ -659,7 +669,16 @@ class Worker:
         return self.client
 
     def send_text(self, command: p.SendText) -> None:
-
+        assigned = command.message_id
+        ledger = self.ledger
+        if assigned and ledger is not None:
+            done = ledger.get(assigned)
+            if done is not None:  # sent before a crash: answer, do not send twice
+                self.sent_ids.add(done.message_id)
+                self.out.emit(
+                    p.Sent(ref=command.ref, message_id=done.message_id, timestamp=done.timestamp)
+                )
+                return
         try:
             client = self._require_client()
             response = client.send_message(_parse_jid(command.chat), self.reply(command))
@@ -679,13 +698,13 @@ class Worker:
             self.sent_ids.clear()  # the parent keeps its own set; this one only bounds memory
             self.sent_ids.add(message_id)
         ts = int(response.Timestamp)
-        self.out.emit(
-            p.Sent(
-                ref=command.ref,
-                message_id=message_id,
-                timestamp=ts / 1000.0 if ts > 100_000_000_000 else float(ts),
-            )
-        )
+        timestamp = ts / 1000.0 if ts > 100_000_000_000 else float(ts)
+        if assigned and ledger is not None:
+            try:  # on disk before the parent hears of it
+                ledger.record(assigned, SentPart(message_id, timestamp))
+            except OSError as e:  # a full disk: a crash now could repeat this part
+                log.error("whatsapp worker: cannot record the sent part %s: %s", assigned, e)
+        self.out.emit(p.Sent(ref=command.ref, message_id=message_id, timestamp=timestamp))
 
     def typing(self, command: p.Typing) -> None:
         from neonize.utils.enum import ChatPresence, ChatPresenceMedia
