@@ -1,7 +1,7 @@
 """A pathological pattern given to ``search_files`` must not freeze Polpo.
 
 With Python's backtracking ``re``, ``(a+)+$`` over a line of 34 ``a`` and a
-``!`` runs for hours holding the GIL: the whole process (event loop, HTTP
+``!`` runs for about an hour holding the GIL: the whole process (event loop, HTTP
 API, channels) stops answering, however the search is threaded. The attack
 runs in a child process so that a frozen Polpo is a failed test, not a hung
 suite: a real runner drives a scripted agent whose tool call is that search,
@@ -51,7 +51,7 @@ async def main(config):
 asyncio.run(main(sys.argv[1]))
 """
 
-#: Generous: the scenario takes a second or two; main froze here for hours.
+#: Generous: the scenario takes a second or two; main froze here for about an hour.
 FROZEN_AFTER = 60
 
 

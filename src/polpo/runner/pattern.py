@@ -1,8 +1,8 @@
 """``search_files`` patterns: never an unbounded search, never a frozen event loop.
 
 Python's ``re`` backtracks: ``(a+)+$`` over a line of 34 ``a`` and a ``!``
-runs for hours holding the GIL, so even in a thread it froze Polpo's event
-loop. Patterns go to RE2 (``google-re2``) first: it never backtracks, every
+runs for about an hour holding the GIL, so even in a thread it froze
+Polpo's event loop. Patterns go to RE2 (``google-re2``) first: it never backtracks, every
 search is linear in the line's length. The few patterns RE2 does not accept
 (back-references, look-around) go to the ``regex`` package, which releases
 the GIL while it matches (``concurrent=True``) and stops at a time limit
