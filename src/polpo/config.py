@@ -100,6 +100,8 @@ class AgentConfig(_Model):
     sandbox: Literal["bwrap", "none"] = "bwrap"
     #: Whether ``run_command`` may reach the network from its sandbox.
     network: bool = False
+    #: Folders the sandbox shows read-only though hidden otherwise (a toolchain in the home).
+    sandbox_read_only: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -114,6 +116,16 @@ class AgentConfig(_Model):
     @classmethod
     def _model_string(cls, v: str | None) -> str | None:
         return _check_model_string(v)
+
+    @field_validator("sandbox_read_only")
+    @classmethod
+    def _read_only_paths(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not p.startswith(("/", "~")):
+                raise ValueError(
+                    f'each entry must be an absolute path or start with "~"; got "{p}"'
+                )
+        return v
 
 
 class ProviderConfig(_Model):

@@ -213,3 +213,29 @@ def test_the_bwrap_command_line(tmp_path: Path) -> None:
     assert env == ["PATH", "HOME", "LANG"]
     networked = bwrap_argv("/usr/bin/bwrap", SandboxPolicy(network=True), root, "true")
     assert "--unshare-net" not in networked
+
+
+@needs_bwrap
+async def test_sandbox_read_only_shows_a_hidden_toolchain_read_only(
+    open_project: OpenProject, tmp_path: Path
+) -> None:
+    tool = tmp_path / "toolchain" / "bin" / "mytool"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\necho tool ran\n")
+    tool.chmod(0o755)
+    command = f"{tool}; echo x > {tool.parent}/new 2>&1 || echo not writable"
+    app = await open_project(
+        agents=[
+            _agent()[0],
+            _agent(sandboxReadOnly=[str(tmp_path / "toolchain")])[0] | {"name": "dev"},
+        ]
+    )
+    hidden = Script([[("run_command", {"command": command})], "done"])
+    shown = Script([[("run_command", {"command": command})], "done"])
+    await app.tasks.add("Use the tool", agent="ops")
+    await make_runner(app, hidden).drain()
+    await app.tasks.add("Use the tool", agent="dev")
+    await make_runner(app, shown).drain()
+    assert "tool ran" not in hidden.tool_results[0]  # under /tmp: hidden by default
+    assert "tool ran" in shown.tool_results[0] and "not writable" in shown.tool_results[0]
+    assert not (tool.parent / "new").exists()

@@ -79,6 +79,8 @@ class SandboxPolicy:
     network: bool = False
     #: Polpo's own files and folders (absolute): hidden inside the sandbox.
     hidden: tuple[Path, ...] = ()
+    #: Folders shown read-only though the sandbox hides them otherwise (``sandboxReadOnly``).
+    read_only: tuple[Path, ...] = ()
     agent: str = ""
 
 
@@ -248,6 +250,9 @@ def bwrap_argv(
         if not any(_within(m.path, d) for d in empty):
             argv += ["--tmpfs", m.path] if m.is_dir else ["--ro-bind", "/dev/null", m.path]
     argv += ["--dir", home_in]
+    for extra in policy.read_only:
+        real = os.path.realpath(os.path.expanduser(str(extra)))
+        argv += ["--ro-bind-try", real, real]
     if policy.network:
         resolv = os.path.realpath("/etc/resolv.conf")
         if any(_within(resolv, d) for d in empty):  # e.g. systemd-resolved's file under /run

@@ -147,7 +147,11 @@ def workspace_for(
         command_timeout=agent.command_timeout_seconds,
         clock=clock,
         sandbox=SandboxPolicy(
-            mode=agent.sandbox, network=agent.network, hidden=own, agent=agent.name
+            mode=agent.sandbox,
+            network=agent.network,
+            hidden=own,
+            read_only=tuple(Path(p) for p in agent.sandbox_read_only),
+            agent=agent.name,
         ),
         protected=own,
         deadline=time.monotonic() + minutes * 60,
