@@ -100,59 +100,54 @@ def test_serve_connects_whatsapp_reports_it_and_stops_the_worker(tmp_path: Path)
     assert stops[-1]["type"] == "stop"  # asked to stop, not just killed
 
 
-def test_serve_without_a_linked_account_shows_the_qr_on_its_api(tmp_path: Path) -> None:
+def test_an_unlinked_account_runs_no_worker_until_the_owner_asks_to_link(tmp_path: Path) -> None:
+    """`make serve` on a project whose WhatsApp was never linked (maybe offline): no
+    worker, no QR churn, no warnings — until the dashboard asks (POST …/login)."""
+    from tests.serve_process import serving
+
+    root = tmp_path / "p"
+    # the feature page's setup snippet, as pasted
     config = {
-        "project": "wa",
         "settings": {
             "notifications": {
-                "channels": {"wa": {"type": "whatsapp", "gateway": {"enableInbound": True}}}
+                "channels": {
+                    "whatsapp": {
+                        "type": "whatsapp",
+                        "gateway": {
+                            "enableInbound": True,
+                            "dmPolicy": "allowlist",
+                            "allowFrom": ["39123456789"],
+                        },
+                    }
+                }
             }
-        },
+        }
     }
-    (tmp_path / ".polpo").mkdir()
-    (tmp_path / ".polpo" / "polpo.json").write_text(json.dumps(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLPO_")}
-    env["POLPO_WHATSAPP_WORKER"] = f"{sys.executable} {FAKE_WORKER} qr_forever"
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "polpo"), "serve", "--port", "0"],
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    found: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            m = LISTENING.search(line)
-            if m:
-                found.put(m.group(1))
-        found.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        url = found.get(timeout=60)
-        assert url, "polpo serve exited before listening"
+    with serving(root, config=config, worker="qr_forever") as s:
         deadline = time.monotonic() + 30
         rows: list[dict[str, object]] = []
         while time.monotonic() < deadline:
-            rows = httpx.get(f"{url}/api/v1/channels", timeout=5, headers=_auth(tmp_path)).json()
-            if rows and rows[0].get("qr"):
+            rows = httpx.get(f"{s.url}/api/v1/channels", headers=s.bearer, timeout=5).json()
+            live = rows[0].get("live") if rows else None
+            if isinstance(live, dict) and live.get("login") == "idle":
                 break
             time.sleep(0.05)
-        assert rows[0]["channel"] == "whatsapp" and rows[0]["qr"] is True
-        assert rows[0]["state"] == "waiting_for_login"
-        assert "Linked devices" in str(rows[0]["detail"])
-        svg = httpx.get(
-            f"{url}/api/v1/channels/whatsapp/qr.svg", timeout=5, headers=_auth(tmp_path)
+        assert rows[0]["state"] == "waiting_for_login" and rows[0]["qr"] is False
+        live = rows[0]["live"]
+        assert isinstance(live, dict) and "workerPid" not in live
+        auth = root / ".polpo" / "whatsapp"
+        assert not (auth / "fake_runs").exists()  # no worker ever started
+        asked = httpx.post(
+            f"{s.url}/api/v1/channels/whatsapp/login", json={}, headers=s.bearer, timeout=5
         )
+        assert asked.status_code == 200 and asked.json()["requested"] is True
+        while time.monotonic() < deadline:
+            rows = httpx.get(f"{s.url}/api/v1/channels", headers=s.bearer, timeout=5).json()
+            if rows[0].get("qr"):
+                break
+            time.sleep(0.05)
+        assert rows[0]["qr"] is True and "Linked devices" in str(rows[0]["detail"])
+        svg = httpx.get(f"{s.url}/api/v1/channels/whatsapp/qr.svg", headers=s.bearer, timeout=5)
         assert svg.status_code == 200 and b"<svg" in svg.content
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        assert s.stop() == 0
+    assert not any("WARNING" in line for line in s.lines), "".join(s.lines)

@@ -11,13 +11,20 @@ from typing import Any
 import httpx
 import pytest
 from tests.api.conftest import client_for, running_api
-from wa_support import OWN_PHONE, Changes, ManualSleep, RecordingListener, fake_worker
+from wa_support import (
+    OWN_PHONE,
+    Changes,
+    ManualSleep,
+    RecordingListener,
+    fake_worker,
+    make_credentials,
+)
 
 from polpo.api.server import ApiServer
 from polpo.app import Polpo
 from polpo.channels.whatsapp.account import AccountLock, lock_holder
 from polpo.channels.whatsapp.channel import WhatsAppChannel
-from polpo.channels.whatsapp.login import QR_EXPIRED, LoginOptions
+from polpo.channels.whatsapp.login import NOT_LINKED, QR_EXPIRED, LoginOptions
 from polpo.channels.whatsapp.process import WorkerOptions
 from polpo.channels.whatsapp.timing import Timing
 from polpo.clock import FakeClock
@@ -71,11 +78,18 @@ async def _client(server: ApiServer) -> httpx.AsyncClient:
     return client_for(server)
 
 
+async def ask(ch: WhatsAppChannel, changes: Changes) -> None:
+    """What the dashboard does for the owner: not linked, so ask for QR codes."""
+    await changes.wait_for(lambda: ch.status().extra.get("login") == "idle")
+    assert ch.request_login()
+
+
 async def test_an_unlinked_channel_serves_its_qr_code_over_the_api(
     app: Polpo, make_unlinked: Factory, listener: RecordingListener, changes: Changes
 ) -> None:
     ch = make_unlinked("qr_run")
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run1")
     st = ch.status()
     assert st.state == "waiting_for_login"
@@ -102,6 +116,7 @@ async def test_rotation_then_pairing_reaches_connected_and_the_qr_goes(
     # login_qr: two codes, then a phone links and WhatsApp restarts the connection
     ch = make_unlinked("login_qr", sleep=ManualSleep(changes))
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: ch.status().state == "connected")
     shown = [s.extra["qr"] for s in listener.statuses if "qr" in s.extra]
     assert shown == ["2@first-code", "2@second-code"]
@@ -121,8 +136,9 @@ async def test_when_the_codes_run_out_it_waits_until_the_dashboard_asks_again(
     sleep = ManualSleep(changes, gated=True)
     ch = make_unlinked("qr_run", sleep=sleep, login=LoginOptions(window=180.0))
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run1")
-    assert sleep.delays == [180.0]  # the login window, on the injected sleep
+    assert sleep.delays[-1] == 180.0  # the login window, on the injected sleep
     sleep.release()  # nobody scanned within the window
     await changes.wait_for(lambda: ch.status().detail == QR_EXPIRED)
     st = ch.status()
@@ -162,6 +178,7 @@ async def test_no_qr_at_all_is_retried_with_backoff(
     sleep = ManualSleep(changes, gated=True)
     ch = make_unlinked("qr_run", sleep=sleep)
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: 1.0 in sleep.delays)
     st = ch.status()
     assert st.state == "waiting_for_login"
@@ -180,6 +197,7 @@ async def test_a_cli_login_in_progress_is_waited_for(
     try:
         ch = make_unlinked("qr_run")
         await ch.start(listener)
+        await ask(ch, changes)
         await changes.wait_for(lambda: "(polpo whatsapp login)" in (ch.status().detail or ""))
         assert ch.status().state == "waiting_for_login" and ch.worker_pids == []
     finally:
@@ -191,6 +209,7 @@ def test_the_dashboard_shows_the_qr_and_asks_for_a_new_one() -> None:
     # the image is an <img src> the dashboard's session cookie authenticates
     assert "qr.svg" in js and "c.qr" in js
     assert "/login" in js and 'live.login === "expired"' in js
+    assert 'live.login === "idle"' in js  # "Link WhatsApp", and opening the page asks
 
 
 async def test_restarting_the_channel_shows_new_codes_after_they_expired(
@@ -199,11 +218,13 @@ async def test_restarting_the_channel_shows_new_codes_after_they_expired(
     sleep = ManualSleep(changes, gated=True)
     ch = make_unlinked("qr_run", sleep=sleep)
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run1")
     sleep.release()
     await changes.wait_for(lambda: ch.status().detail == QR_EXPIRED)
     await ch.stop()
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run2")
 
 
@@ -215,6 +236,7 @@ async def test_a_worker_silent_after_linking_is_restarted_with_the_new_credentia
         "login_silent", sleep=ManualSleep(changes), worker=fake_worker("login_silent", _quick())
     )
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: ch.status().state == "connected", within=20)
     assert int((unlinked / "fake_runs").read_text()) == 2
     assert ch.status().account == OWN_PHONE
@@ -232,6 +254,7 @@ async def test_an_outdated_client_says_so_and_stops(
 ) -> None:
     ch = make_unlinked("outdated", sleep=ManualSleep(changes))
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: ch.status().state == "error")
     assert ch.status().detail == "WhatsApp says this client is outdated: upgrade neonize"
     assert len(ch.worker_pids) == 1  # not retried
@@ -242,7 +265,42 @@ async def test_a_phone_without_multidevice_is_told_beside_the_qr(
 ) -> None:
     ch = make_unlinked("multidevice")
     await ch.start(listener)
+    await ask(ch, changes)
     await changes.wait_for(lambda: "cannot link devices" in (ch.status().detail or ""))
     st = ch.status()
     assert st.state == "waiting_for_login" and st.extra["qr"] == "2@scan-me"
     assert any("cannot link devices" in (s.detail or "") for s in listener.statuses)
+
+
+async def test_an_unlinked_account_starts_no_worker_until_the_owner_asks(
+    app: Polpo, make_unlinked: Factory, listener: RecordingListener, changes: Changes
+) -> None:
+    # `make serve` with the starter config, offline: no worker, no QR codes, no warnings
+    ch = make_unlinked("qr_run")
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().extra.get("login") == "idle")
+    st = ch.status()
+    assert (st.state, st.detail) == ("waiting_for_login", NOT_LINKED)
+    assert ch.worker_pids == [] and "qr" not in st.extra
+    assert lock_holder(ch.auth_dir) is None  # `polpo whatsapp login` may link meanwhile
+    async with _api(app, ch) as server, await _client(server) as client:
+        rows = (await client.get("/channels")).json()
+        assert rows[0]["live"]["login"] == "idle" and rows[0]["qr"] is False
+        assert ch.worker_pids == []
+        asked = (await client.post("/channels/whatsapp/login")).json()  # "Link WhatsApp"
+        assert asked["requested"] is True
+        await changes.wait_for(lambda: ch.status().extra.get("qr") == "2@run1")
+    assert len(ch.worker_pids) == 1
+
+
+async def test_an_account_linked_from_the_terminal_meanwhile_is_connected_without_asking(
+    make_unlinked: Factory, listener: RecordingListener, changes: Changes, unlinked: Path
+) -> None:
+    sleep = ManualSleep(changes, gated=True)
+    ch = make_unlinked("ok", sleep=sleep)
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().extra.get("login") == "idle")
+    make_credentials(unlinked)  # `polpo whatsapp login` linked it
+    sleep.release()  # the next look for credentials
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    assert len(ch.worker_pids) == 1

@@ -100,6 +100,15 @@ function renderStatus(s) {
 const deadlines = {};
 const shownStates = {};
 
+// Not linked, and nobody asked yet: serve runs no worker until someone does.
+// Opening the dashboard is asking (once per page load); the button asks again.
+const askedToLink = new Set();
+function linkOnOpen(channel) {
+  if (askedToLink.has(channel)) return;
+  askedToLink.add(channel);
+  api(`/channels/${encodeURIComponent(channel)}/login`, {method: "POST"}).catch(showError);
+}
+
 function renderChannels(list) {
   const el = document.getElementById("channels");
   if (!list.length) { el.innerHTML = '<span class="muted">No channel has run yet.</span>'; return; }
@@ -123,6 +132,10 @@ function renderChannels(list) {
     }
     if (c.live && c.live.login === "expired") {
       html += `<div><button class="ok" data-relogin="${name}">New QR code</button></div>`;
+    }
+    if (c.live && c.live.login === "idle") {
+      html += `<div><button class="ok" data-relogin="${name}">Link ${esc(kind)}</button></div>`;
+      linkOnOpen(c.channel);
     }
     if (c.technical) {
       html += `<details><summary>Technical detail</summary><p class="tech">${words(c.technical)}</p></details>`;

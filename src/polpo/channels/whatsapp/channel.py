@@ -49,6 +49,7 @@ from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp.account import linked_account, wipe_credentials
 from polpo.channels.whatsapp.login import (
     LOGIN_HINT,
+    NOT_LINKED,
     QR_EXPIRED,
     SCAN_HINT,
     LoginOptions,
@@ -201,9 +202,10 @@ class WhatsAppChannel:
         )
 
     def request_login(self) -> bool:
-        """Ask for new QR codes when the last ones ran out (the dashboard calls this).
+        """Ask for QR codes: the account is not linked and none are shown (never
+        asked yet, or they ran out). The dashboard calls this.
 
-        Returns whether a new login round was asked for."""
+        Returns whether a login round was asked for."""
         if self._task is None:
             return False
         return self.login.request()
@@ -212,16 +214,24 @@ class WhatsAppChannel:
 
     async def _supervise(self) -> None:
         backoff = Backoff(rng=self.timing.rng)
+        asked = False  # the owner asked to link (the dashboard, the API)
         while not self._stopping:
             account = await asyncio.to_thread(linked_account, self.auth_dir)
-            if account is None and self.login.expired:
-                # The QR codes ran out: wait for someone to ask for new ones
-                # (the dashboard), checking for credentials made by the CLI meanwhile.
+            if account is None and not asked and self.login.mode is None:
+                # Not linked, and nobody asked yet: no worker, no QR codes, no
+                # warnings while offline (issue 11) — until someone asks.
+                self.login.idle()
+                self.ownership.lock.release()
+                await self._set_state("waiting_for_login", NOT_LINKED)
+            if account is None and self.login.waiting:
+                # Wait for someone to ask for codes (the dashboard), checking for
+                # credentials made by `polpo whatsapp login` meanwhile.
                 self.ownership.lock.release()
                 if await self.login.wait_for_request(
                     self.login_options.poll_seconds, self.timing.sleep
                 ):
                     self.login.reset()
+                    asked = True
                 continue
             if account is not None:
                 self._account = account.phone

@@ -1,8 +1,11 @@
 """Linking from the dashboard: the current QR code (or pairing code), and the login window.
 
-While the account is not linked, ``polpo serve`` runs the worker in login
-mode and shows its QR codes (``status().extra["qr"]``; the API renders it as
-SVG). WhatsApp issues codes for about 160 s; a round lasts ``window`` seconds
+While the account is not linked, ``polpo serve`` runs no worker until the
+owner asks to link (mode ``idle``; :meth:`LoginState.request`: the
+dashboard, ``POST /api/v1/channels/whatsapp/login``) or links it with
+``polpo whatsapp login`` (the channel looks for the credentials every few
+seconds). Asked, it runs the worker in login mode and shows its QR codes
+(``status().extra["qr"]``; the API renders it as SVG). WhatsApp issues codes for about 160 s; a round lasts ``window`` seconds
 at most, then the codes are marked ``expired`` and no new ones are asked for
 until someone wants them (:meth:`LoginState.request`, the dashboard): asking
 WhatsApp for codes for ever, with nobody looking, is pointless and may look
@@ -21,6 +24,10 @@ LOGIN_HINT = "run `polpo whatsapp login` to link WhatsApp"
 SCAN_HINT = (
     "scan this QR code with WhatsApp on your phone: Settings → Linked devices → Link a device"
 )
+NOT_LINKED = (
+    "WhatsApp is not linked yet: press “Link WhatsApp” on the dashboard for a QR code, "
+    "or run `polpo whatsapp login`"
+)
 QR_EXPIRED = (
     "QR code expired — reload the dashboard (or press “New QR code”) to get a new one, "
     "or run `polpo whatsapp login`"
@@ -28,7 +35,8 @@ QR_EXPIRED = (
 #: how long one login round shows QR codes (whatsmeow issues ~160 s of them)
 LOGIN_WINDOW = 180.0
 
-LoginMode = Literal["qr", "expired"]
+#: "idle": not linked, nobody asked to link yet; "qr": codes shown; "expired": they ran out
+LoginMode = Literal["idle", "qr", "expired"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class LoginState:
         self.qr: str | None = None
         self.qr_expires_at: float | None = None
         self.pair_code: str | None = None
-        #: "qr" while codes are shown, "expired" once they ran out (None: not in login mode)
+        #: see :data:`LoginMode` (None: linked, or about to show codes)
         self.mode: LoginMode | None = None
         self._wanted = asyncio.Event()
 
@@ -74,13 +82,18 @@ class LoginState:
         self.clear_codes()
         self.mode = "expired"
 
+    def idle(self) -> None:
+        self.clear_codes()
+        self.mode = "idle"
+
     @property
-    def expired(self) -> bool:
-        return self.mode == "expired"
+    def waiting(self) -> bool:
+        """No codes are shown until someone asks (never asked, or they ran out)."""
+        return self.mode in ("idle", "expired")
 
     def request(self) -> bool:
-        """Ask for a new round of codes; False when they are not expired (nothing to do)."""
-        if self.mode != "expired":
+        """Ask for a round of codes; False when none is waited for (codes showing, linked)."""
+        if not self.waiting:
             return False
         self._wanted.set()
         return True
