@@ -27,6 +27,8 @@ PATHS = [
 
 
 def _wait_for_qr(serve: Serve) -> None:
+    # not linked: serve shows QR codes once asked (what the dashboard does on opening)
+    httpx.post(serve.url + "/api/v1/channels/whatsapp/login", json={}, headers=serve.bearer)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         rows = httpx.get(serve.url + "/api/v1/channels", headers=serve.bearer).json()
