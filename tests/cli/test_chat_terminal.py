@@ -46,10 +46,13 @@ class Terminal:
         )
         os.close(slave)
         self.output = b""
+        #: where the next read_until starts looking (what was seen before is used up)
+        self._seen = 0
 
     def read_until(self, text: bytes, within: float) -> None:
+        """Wait for ``text`` to appear after what earlier calls already matched."""
         deadline = time.monotonic() + within
-        while text not in self.output:
+        while text not in self.output[self._seen :]:
             left = deadline - time.monotonic()
             assert left > 0, f"never saw {text!r}; got {self.output!r}"
             ready, _, _ = select.select([self.master], [], [], left)
@@ -60,6 +63,7 @@ class Terminal:
                     chunk = b""
                 assert chunk, f"the terminal closed before {text!r}; got {self.output!r}"
                 self.output += chunk
+        self._seen = self.output.index(text, self._seen) + len(text)
 
     def type(self, keys: bytes) -> None:
         os.write(self.master, keys)
