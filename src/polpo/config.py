@@ -145,6 +145,13 @@ class ProviderConfig(_Model):
         return _check_env_name(v)
 
 
+#: Overrides ``settings.storage.url`` (deployments keep the database password here).
+DATABASE_URL_ENV = "POLPO_DATABASE_URL"
+STORAGE_URL_RE = re.compile(
+    r"^(sqlite|sqlite\+aiosqlite|postgresql|postgresql\+asyncpg|postgres)://"
+)
+
+
 class StorageConfig(_Model):
     url: str = DEFAULT_STORAGE_URL
     #: finished inbox rows, sent outbox rows and old events are pruned after this many days
@@ -154,9 +161,7 @@ class StorageConfig(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(
-            r"^(sqlite|sqlite\+aiosqlite|postgresql|postgresql\+asyncpg|postgres)://", v
-        ):
+        if not STORAGE_URL_RE.match(v):
             raise ValueError(f'must be a sqlite:/// or postgresql:// URL; got "{v}"')
         return v
 
@@ -541,6 +546,14 @@ class LoadedConfig:
 
     @property
     def storage_url(self) -> str:
+        """``POLPO_DATABASE_URL`` when set (keeps a password out of the file), else the config's."""
+        url = os.environ.get(DATABASE_URL_ENV, "").strip()
+        if url:
+            if not STORAGE_URL_RE.match(url):
+                raise ConfigError(
+                    f'{DATABASE_URL_ENV}: must be a sqlite:/// or postgresql:// URL; got "{url}"'
+                )
+            return resolve_storage_url(url, self.root)
         return resolve_storage_url(self.config.settings.storage.url, self.root)
 
 

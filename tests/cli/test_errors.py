@@ -9,6 +9,7 @@ import pytest
 
 from tests.cli.conftest import Cli, run_polpo
 from tests.conftest import BASE_CONFIG, write_project
+from tests.database import project_store_url
 
 
 def assert_one_error_line(err: str) -> str:
@@ -41,7 +42,7 @@ def test_ambiguous_id(cli: Cli) -> None:
     from polpo.store.tables import tasks
 
     async def seed() -> None:
-        store = await Store.open(f"sqlite:///{Path.cwd() / '.polpo' / 'polpo.db'}")
+        store = await Store.open(project_store_url(Path.cwd()))
         async with store.write() as conn:
             for full, short, title in (
                 ("mmmm1111aaaaaaaa", "mmmm1", "first"),
@@ -112,6 +113,30 @@ def test_invalid_json_config(cli: Cli, project: Path) -> None:
     r = cli("status")
     assert r.code == 2
     assert "invalid JSON at line 1" in assert_one_error_line(r.err)
+
+
+def test_postgres_without_its_driver_names_the_extra(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if not installed
+    monkeypatch.setenv("POLPO_DATABASE_URL", "postgresql://polpo:s3cret@127.0.0.1:1/polpo")
+    r = cli("task", "list")
+    assert r.code == 1
+    line = assert_one_error_line(r.err)
+    assert "asyncpg" in line and "pip install 'polpo[postgres]'" in line
+    assert "s3cret" not in r.err
+
+
+def test_a_bad_database_url_in_the_environment_names_the_variable(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLPO_DATABASE_URL", "mysql://db/polpo")
+    r = cli("status")
+    assert r.code == 2
+    line = assert_one_error_line(r.err)
+    assert "POLPO_DATABASE_URL: must be a sqlite:/// or postgresql:// URL" in line
 
 
 def test_reject_without_reason(cli: Cli) -> None:

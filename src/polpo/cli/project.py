@@ -112,7 +112,9 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     summary = config_summary(loaded.config)
     summary["path"] = str(loaded.path)
-    summary["storage"] = loaded.storage_url
+    from polpo.store.engine import display_url
+
+    summary["storage"] = display_url(loaded.storage_url)  # no password on screen
     warnings = sandbox_warnings(loaded.config) + [
         f"{p}: {m}" for p, m in config_warnings(loaded.config)
     ]

@@ -44,6 +44,28 @@ def async_url(url: str) -> str:
     return url
 
 
+#: What to install for PostgreSQL (README, error messages).
+POSTGRES_EXTRA = "pip install 'polpo[postgres]' (in a checkout: pip install -e '.[postgres]')"
+
+
+def require_asyncpg() -> None:
+    """A clear one-line error when the PostgreSQL driver is not installed."""
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        raise StoreError(
+            f"PostgreSQL needs the asyncpg driver, which is not installed: {POSTGRES_EXTRA}"
+        ) from None
+
+
+def display_url(url: str) -> str:
+    """The URL with its password hidden, for messages and summaries."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
+
+
 def sqlite_path(url: str) -> Path | None:
     m = re.match(r"^sqlite(?:\+aiosqlite)?:///(.+)$", url)
     if not m or m.group(1) == ":memory:":
@@ -76,10 +98,12 @@ class Store:
             else:
                 kwargs["poolclass"] = StaticPool
             kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        if aurl.startswith("postgresql+asyncpg://"):
+            require_asyncpg()
         try:
             engine = create_async_engine(aurl, **kwargs)
-        except Exception as e:  # bad URL, missing driver
-            raise StoreError(f"cannot open database {url}: {e}") from e
+        except Exception as e:  # bad URL
+            raise StoreError(f"cannot open database {display_url(url)}: {e}") from e
         if engine.dialect.name == "sqlite":
             _install_sqlite_hooks(engine)
         store = cls(engine, url)
@@ -93,7 +117,7 @@ class Store:
                 raise
             except Exception as e:
                 await store.close()
-                raise StoreError(f"cannot open database {url}: {e}") from e
+                raise StoreError(f"cannot open database {display_url(url)}: {e}") from e
         return store
 
     async def close(self) -> None:

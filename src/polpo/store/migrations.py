@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polpo.errors import StoreError
 from polpo.store import tables
-from polpo.store.engine import Store
+from polpo.store.engine import Store, display_url
 
 schema_table = sa.Table(
     "polpo_schema",
@@ -86,7 +86,7 @@ async def migrate(store: Store) -> int:
         version = await current_version(conn)
         if version > LATEST:
             raise StoreError(
-                f"the database at {store.url} has schema v{version}, newer than this "
+                f"the database at {display_url(store.url)} has schema v{version}, newer than this "
                 f"Polpo understands (v{LATEST}); upgrade Polpo"
             )
         for n in range(version, LATEST):
