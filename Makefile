@@ -6,10 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install serve test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,postgres]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,7 +19,7 @@ serve: $(STAMP)
 	@test -f .polpo/polpo.json || $(BIN)/polpo init
 	$(BIN)/polpo serve
 
-## The whole test suite.
+## The whole test suite (on PostgreSQL too: POLPO_TEST_DATABASE_URL=postgresql://…; .ci/run does both).
 test: $(STAMP)
 	@rm -f .pytest-done
 	POLPO_TEST_DONE_FILE=.pytest-done $(BIN)/pytest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,21 @@ import pytest
 
 from polpo.app import Polpo
 from polpo.clock import FakeClock
-from polpo.config import LoadedConfig, validate_config
+from polpo.config import DATABASE_URL_ENV, LoadedConfig, validate_config
+from tests.database import PgSchemas, test_database_url
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(reason): the test is about SQLite itself (its file, WAL, its driver "
+        "path); skipped when POLPO_TEST_DATABASE_URL runs the suite on PostgreSQL",
+    )
+    config.addinivalue_line(
+        "markers",
+        "postgres_only(reason): the test is about PostgreSQL (races between processes, "
+        "advisory locks, LISTEN/NOTIFY); skipped on SQLite",
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -78,6 +92,56 @@ def loaded(project: Path) -> LoadedConfig:
     return LoadedConfig(
         config=validate_config(json.loads(path.read_text())), path=path, root=project
     )
+
+
+@pytest.fixture(scope="session")
+def _pg_schemas() -> Iterator[PgSchemas | None]:
+    admin = test_database_url()
+    if admin is None:
+        yield None
+        return
+    schemas = PgSchemas(admin)
+    try:
+        yield schemas
+    finally:
+        schemas.close()
+
+
+@pytest.fixture(autouse=True)
+def database_url(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    _pg_schemas: PgSchemas | None,
+    tmp_path: Path,
+) -> Iterator[str]:
+    """The store every part of this test opens (``POLPO_DATABASE_URL`` for subprocesses too).
+
+    On SQLite (the default) nothing is overridden: each project uses its own
+    ``.polpo/polpo.db``; the value is a spare file for tests that open a store
+    by URL. With ``POLPO_TEST_DATABASE_URL`` it is a fresh PostgreSQL schema,
+    dropped after the test.
+    """
+    sqlite_only = request.node.get_closest_marker("sqlite_only")
+    postgres_only = request.node.get_closest_marker("postgres_only")
+    if _pg_schemas is None:
+        monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+        if postgres_only is not None:
+            pytest.skip(f"PostgreSQL only: {_reason(postgres_only)}")
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if sqlite_only is not None:
+        pytest.skip(f"SQLite only: {_reason(sqlite_only)}")
+    name, url = _pg_schemas.create()
+    monkeypatch.setenv(DATABASE_URL_ENV, url)
+    try:
+        yield url
+    finally:
+        monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+        _pg_schemas.drop(name)
+
+
+def _reason(marker: pytest.Mark) -> str:
+    return str(marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")).strip()
 
 
 @pytest.fixture

@@ -51,7 +51,12 @@ def polpo_exe() -> list[str]:
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLPO_")}
+    # POLPO_DATABASE_URL stays: on PostgreSQL it points at this test's schema
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("POLPO_") or k == "POLPO_DATABASE_URL"
+    }
     env.update(COLUMNS="200", PYTHONUNBUFFERED="1", **extra)
     return env
 

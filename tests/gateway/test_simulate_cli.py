@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from polpo.gateway import commands
+from tests.database import fetch_all, project_store_url
 
 from ..cli.conftest import Result, polpo_exe, run_polpo, subprocess_env
 from .conftest import OWNER, STRANGER, gateway_config, write_project
@@ -47,17 +47,14 @@ def test_the_owner_chat_session_persists_between_invocations(root: Path) -> None
     assert json.loads(one.out)["status"] == "done"
     simulate(root, OWNER, "second message")
     # the session holds both turns: history persisted in the project's database
-    db = root / ".polpo" / "polpo.db"
-    engine = sa.create_engine(f"sqlite:///{db}")
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text("select peer_id, history, ended_at from sessions")).all()
-        owners = conn.execute(sa.text("select distinct owner from inbox")).all()
-    engine.dispose()
+    url = project_store_url(root)
+    rows = fetch_all(url, "select peer_id, history, ended_at from sessions")
+    owners = fetch_all(url, "select distinct owner from inbox")
     [(peer, history, ended)] = rows
     assert peer == f"whatsapp:{OWNER}" and ended is None
     prompts = [
         p["content"]
-        for m in json.loads(history)
+        for m in (json.loads(history) if isinstance(history, str) else history)
         for p in m.get("parts", [])
         if p.get("part_kind") == "user-prompt"
     ]
@@ -87,13 +84,11 @@ def test_pairing_then_pair_by_an_admin_then_answered(root: Path) -> None:
     assert "/status" in answered.out
     # the simulated requester's "you're in" is the simulation's too: a polpo serve
     # started later must not send it to the real number
-    engine = sa.create_engine(f"sqlite:///{root / '.polpo' / 'polpo.db'}")
-    with engine.connect() as conn:
-        grants = conn.execute(
-            sa.text("select owner from outbox where ref = :ref"),
-            {"ref": f"pairing:{code.group(1)}"},
-        ).all()
-    engine.dispose()
+    grants = fetch_all(
+        project_store_url(root),
+        "select owner from outbox where ref = :ref",
+        ref=f"pairing:{code.group(1)}",
+    )
     assert len(grants) == 1 and str(grants[0][0]).startswith("simulate:")
 
 

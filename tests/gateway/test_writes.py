@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import pytest
 import sqlalchemy as sa
 
 from polpo.gateway.writes import SyncTx, WriteBatcher
@@ -14,6 +15,7 @@ from polpo.store.tables import events
 from .conftest import OpenProject
 
 
+@pytest.mark.sqlite_only(reason="another process holding SQLite's write lock")
 async def test_a_write_waits_for_another_process_lock_without_blocking_and_the_next_goes_on(
     open_project: OpenProject,
 ) -> None:

@@ -1,10 +1,9 @@
-"""Leases on one real SQLite file shared by two stores (two "processes")."""
+"""Leases on one real database (SQLite file or PostgreSQL schema) shared by two stores."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ TTL = 60.0
 
 
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
-    url = f"sqlite:///{tmp_path / 'polpo.db'}"
+async def stores(database_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    url = database_url
     a = await Store.open(url)
     b = await Store.open(url)
     try:

@@ -1,4 +1,4 @@
-"""The SQLite store: WAL and busy timeout, migrations, and id prefix lookups."""
+"""The store: SQLite's WAL and busy timeout, migrations, and id prefix lookups (both engines)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,19 @@ from polpo.store.records import find_task, new_short_id, resolve_id
 from polpo.store.tables import tasks
 
 
-def _url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'sub' / 'polpo.db'}"
+@pytest.fixture
+def url(database_url: str, tmp_path: Path) -> str:
+    """The test's database (on SQLite in a folder that does not exist yet)."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'sub' / 'polpo.db'}"
+    return database_url
 
 
-async def test_open_creates_the_file_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
-    store = await Store.open(_url(tmp_path))
+@pytest.mark.sqlite_only(reason="the SQLite file, its WAL journal and busy timeout")
+async def test_open_creates_the_file_in_wal_mode_with_a_busy_timeout(
+    tmp_path: Path, url: str
+) -> None:
+    store = await Store.open(url)
     try:
         assert (tmp_path / "sub" / "polpo.db").exists()
         async with store.read() as conn:
@@ -33,26 +40,26 @@ async def test_open_creates_the_file_in_wal_mode_with_a_busy_timeout(tmp_path: P
         await store.close()
 
 
-async def test_migrations_are_idempotent_across_opens(tmp_path: Path) -> None:
+async def test_migrations_are_idempotent_across_opens(url: str) -> None:
     for _ in range(2):
-        store = await Store.open(_url(tmp_path))
+        store = await Store.open(url)
         async with store.read() as conn:
             rows = (await conn.execute(sa.select(schema_table))).all()
         await store.close()
         assert len(rows) == 1
 
 
-async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    store = await Store.open(_url(tmp_path))
+async def test_a_newer_schema_is_refused(url: str) -> None:
+    store = await Store.open(url)
     async with store.write() as conn:
         await conn.execute(sa.update(schema_table).values(version=LATEST + 5))
     await store.close()
     with pytest.raises(StoreError, match="newer than this Polpo understands"):
-        await Store.open(_url(tmp_path))
+        await Store.open(url)
 
 
-async def test_write_rolls_back_on_error(tmp_path: Path) -> None:
-    store = await Store.open(_url(tmp_path))
+async def test_write_rolls_back_on_error(url: str) -> None:
+    store = await Store.open(url)
     try:
         with pytest.raises(RuntimeError):
             async with store.write() as conn:
@@ -84,8 +91,8 @@ async def _insert(
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Store:
-    s = await Store.open(_url(tmp_path))
+async def store(url: str) -> Store:
+    s = await Store.open(url)
     yield s  # type: ignore[misc]
     await s.close()
 
@@ -145,11 +152,11 @@ async def test_short_or_unknown_refs_are_not_found(store: Store) -> None:
             await resolve_id(conn, tasks, "ab%_", "task", "title")
 
 
-async def test_a_v1_database_gains_the_v2_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+async def test_a_v1_database_gains_the_v2_columns_and_keeps_its_rows(url: str) -> None:
     """A database written by the first schema opens, upgraded, with nothing lost."""
     from polpo.store.migrations import _V2_COLUMNS
 
-    store = await Store.open(_url(tmp_path))
+    store = await Store.open(url)
     async with store.write() as conn:
         await _insert(conn, "aaaabbbbccccdddd", "aaaa")
         for table, columns in _V2_COLUMNS.items():
@@ -159,11 +166,13 @@ async def test_a_v1_database_gains_the_v2_columns_and_keeps_its_rows(tmp_path: P
         await conn.execute(sa.update(schema_table).values(version=1))
     await store.close()
 
-    store = await Store.open(_url(tmp_path))
+    store = await Store.open(url)
     try:
         async with store.read() as conn:
             version = (await conn.execute(sa.select(schema_table.c.version))).scalar()
-            outbox_cols = {r[1] for r in await conn.exec_driver_sql("PRAGMA table_info(outbox)")}
+            outbox_cols = await conn.run_sync(
+                lambda c: {col["name"] for col in sa.inspect(c).get_columns("outbox")}
+            )
             cursor = await conn.exec_driver_sql("SELECT count(*) FROM notification_cursor")
             kept = await find_task(conn, "aaaa")
         assert version == LATEST

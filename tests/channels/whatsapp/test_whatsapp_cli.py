@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.database import project_store_url
 from wa_support import FAKE_WORKER, OWN_PHONE, make_credentials
 
 from polpo.channels.whatsapp.account import AccountLock, linked_account
@@ -316,7 +317,7 @@ async def _hold_lease(project: Path, name: str, holder: str, expires_in: float) 
 
     from polpo.store import Store, leases
 
-    store = await Store.open(f"sqlite:///{project / '.polpo' / 'polpo.db'}")
+    store = await Store.open(project_store_url(project))
     try:
         got = await leases.acquire(store, name, holder, now=time.time() - 60, ttl=60 + expires_in)
         assert got is not None

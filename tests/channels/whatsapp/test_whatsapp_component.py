@@ -19,7 +19,7 @@ from polpo.config import LoadedConfig, validate_config
 
 
 @pytest.fixture
-async def open_app(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+async def open_app(tmp_path: Path, database_url: str) -> AsyncIterator[Callable[..., Any]]:
     opened: list[Polpo] = []
 
     async def open_(channels: dict[str, Any], rules: list[Any] | None = None) -> Polpo:
@@ -30,7 +30,7 @@ async def open_app(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         loaded = LoadedConfig(
             config=validate_config(data), path=tmp_path / "polpo.json", root=tmp_path
         )
-        app = await Polpo.open(loaded, store_url=f"sqlite:///{tmp_path / 'polpo.db'}")
+        app = await Polpo.open(loaded, store_url=database_url)
         opened.append(app)
         return app
 

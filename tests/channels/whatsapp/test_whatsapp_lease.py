@@ -25,8 +25,8 @@ ELSEWHERE = "pid 99 on otherhost (polpo serve)"
 
 
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
-    url = f"sqlite:///{tmp_path / 'polpo.db'}"
+async def stores(database_url: str) -> AsyncIterator[tuple[Store, Store]]:
+    url = database_url
     a = await Store.open(url)
     b = await Store.open(url)
     try:

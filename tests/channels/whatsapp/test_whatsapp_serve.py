@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.cli.conftest import subprocess_env
 from wa_support import FAKE_WORKER, OWN_PHONE, make_credentials
 
 from polpo.servefile import read_serve_file
@@ -47,7 +48,7 @@ def test_serve_connects_whatsapp_reports_it_and_stops_the_worker(tmp_path: Path)
     (tmp_path / ".polpo" / "polpo.json").write_text(json.dumps(config))
     auth = tmp_path / ".polpo" / "whatsapp"
     make_credentials(auth)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLPO_")}
+    env = subprocess_env()
     env["POLPO_WHATSAPP_WORKER"] = f"{sys.executable} {FAKE_WORKER} ok"
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "polpo"), "serve", "--port", "0"],
