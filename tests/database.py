@@ -52,16 +52,17 @@ class PgSchemas:
         )
         self._thread.start()
         self._conn: Any = None
+        import asyncpg  # now: a test may hide the module from the code under test
+
+        self._asyncpg = asyncpg
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=120)
 
     async def _connection(self) -> Any:
-        import asyncpg
-
         if self._conn is None or self._conn.is_closed():
             dsn = self.admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._conn = await asyncpg.connect(dsn)
+            self._conn = await self._asyncpg.connect(dsn)
             await self._conn.execute("SET lock_timeout = '60s'")
         return self._conn
 
