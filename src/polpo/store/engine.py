@@ -11,6 +11,7 @@ asyncpg when ``settings.storage.url`` says so.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 import socket
@@ -125,9 +126,18 @@ class Store:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction (a consistent snapshot under WAL)."""
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A read-only transaction on one consistent snapshot.
+
+        SQLite's WAL gives every read transaction a snapshot; on PostgreSQL the
+        transaction runs at REPEATABLE READ so a multi-statement read (``/status``,
+        a mission with its tasks) never mixes states from before and after
+        another commit.
+        """
+        async with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -137,6 +147,23 @@ class Store:
                 conn = await conn.execution_options(polpo_begin="IMMEDIATE")
             async with conn.begin():
                 yield conn
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for ``pg_advisory_xact_lock`` from a lock's name."""
+    return int.from_bytes(hashlib.sha256(f"polpo:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+async def advisory_lock(conn: AsyncConnection, name: str) -> None:
+    """Hold the database-wide lock ``name`` until this transaction ends (PostgreSQL).
+
+    On SQLite a write transaction already excludes every other writer, so
+    there is nothing to take.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)}
+        )
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:

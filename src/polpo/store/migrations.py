@@ -2,7 +2,9 @@
 
 ``polpo_schema`` holds the version. Each step brings the schema from
 version N-1 to N in one transaction; two processes starting at once are
-serialised by the write transaction (``BEGIN IMMEDIATE`` on SQLite). Until
+serialised by the write transaction (``BEGIN IMMEDIATE`` on SQLite) or by
+an advisory lock held until it commits (``pg_advisory_xact_lock`` on
+PostgreSQL, where concurrent CREATE TABLE statements would otherwise collide). Until
 the first release, step 1 is the whole schema as :mod:`polpo.store.tables`
 declares it; every later change is a new step with explicit DDL.
 """
@@ -16,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polpo.errors import StoreError
 from polpo.store import tables
-from polpo.store.engine import Store, display_url
+from polpo.store.engine import Store, advisory_lock, display_url
 
 schema_table = sa.Table(
     "polpo_schema",
@@ -83,6 +85,7 @@ async def current_version(conn: AsyncConnection) -> int:
 async def migrate(store: Store) -> int:
     """Apply pending steps; return the schema version now in place."""
     async with store.write() as conn:
+        await advisory_lock(conn, "migrations")
         version = await current_version(conn)
         if version > LATEST:
             raise StoreError(
