@@ -46,6 +46,7 @@ from polpo.runner.sandbox import log_sandbox_warnings
 from polpo.runner.tools import Workspace, tools_for, workspace_for
 from polpo.services.context import Tx
 from polpo.store import PROCESS_ID, records
+from polpo.store.engine import advisory_lock
 from polpo.store.tables import missions, task_runs, tasks
 
 if TYPE_CHECKING:
@@ -398,15 +399,38 @@ class Runner:
         return cfg.agent(task.agent)
 
     async def _lock_pending(self, tx: Tx, task_id: str) -> Task | None:
-        """Take the row if it is still pending (atomic across processes), else None."""
-        res = await tx.conn.execute(
-            sa.update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.status == "pending")
-            .values(updated_at=tx.now)
-        )
-        if res.rowcount != 1:
-            return None
-        return await records.get_task(tx.conn, task_id)
+        """Take the row if it is still pending and nobody is taking it, else None.
+
+        ``FOR UPDATE SKIP LOCKED``: on PostgreSQL a task another worker (any
+        machine) is claiming right now is skipped at once instead of waited for;
+        one it already claimed is no longer pending. SQLite's writers take
+        turns, so there the row is simply read.
+        """
+        row = (
+            await tx.conn.execute(
+                sa.select(tasks)
+                .where(tasks.c.id == task_id, tasks.c.status == "pending")
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        return None if row is None else records.task_from_row(row)
+
+    async def _free_slot(self, tx: Tx, agent: AgentConfig) -> bool:
+        """Whether ``agent`` runs fewer than ``maxConcurrency`` tasks, counted in this claim.
+
+        Workers in other processes claim at the same time: on PostgreSQL a
+        per-agent advisory lock, held until this claim commits, makes each count
+        see every claim before it (SQLite's write transactions already do).
+        """
+        await advisory_lock(tx.conn, f"runner-agent:{agent.name}")
+        running = (
+            await tx.conn.execute(
+                sa.select(sa.func.count())
+                .select_from(tasks)
+                .where(tasks.c.status == "running", tasks.c.agent == agent.name)
+            )
+        ).scalar()
+        return int(running or 0) < agent.max_concurrency
 
     async def _fail_pending(self, task: Task, error: str) -> int:
         async with self.ctx.tx() as tx:
@@ -424,6 +448,8 @@ class Runner:
             if fresh is None:
                 return "skipped"
             gate = gate_for(cfg, agent.name, "task:start")
+            if (gate is None or fresh.start_approved) and not await self._free_slot(tx, agent):
+                return "skipped"
             if gate is not None and not fresh.start_approved:
                 await self.app.approvals.request_in(
                     tx,
@@ -603,7 +629,9 @@ class Runner:
         if usage:
             transcript.append({"type": "usage", **usage})
         async with self.ctx.tx() as tx:
-            task = await records.get_task(tx.conn, run.task.id)
+            # locked: a recovery (or cancel) elsewhere either happened before, and we see
+            # it, or waits for this to commit
+            task = await records.get_task(tx.conn, run.task.id, lock=True)
             mine = task.status == "running" and task.lease_owner == self.worker
             run_status = {"ok": "done", "error": "failed"}.get(outcome, outcome)
             if not mine and outcome == "ok":
@@ -693,6 +721,8 @@ class Runner:
         out: list[Task] = []
         for r in suspects:
             async with self.ctx.tx() as tx:
+                # compare-and-set on the lease as it was read: a heartbeat that renewed it
+                # meanwhile (the runner is alive after all) makes this a no-op
                 res = await tx.conn.execute(
                     sa.update(tasks)
                     .where(
@@ -701,6 +731,9 @@ class Runner:
                         tasks.c.lease_owner.is_(None)
                         if r.lease_owner is None
                         else tasks.c.lease_owner == r.lease_owner,
+                        tasks.c.lease_until.is_(None)
+                        if r.lease_until is None
+                        else tasks.c.lease_until == r.lease_until,
                     )
                     .values(updated_at=tx.now)
                 )

@@ -158,22 +158,25 @@ class ApprovalService:
             ]
         done: builtins.list[Approval] = []
         for approval_id in due:
-            async with self.ctx.tx() as tx:
-                a = await records.get_approval(tx.conn, approval_id)
-                if a.status != "pending":
-                    continue
-                gate = self._gate(a.gate)
-                on_timeout = gate.on_timeout if gate else "reject"
-                done.append(
-                    await self._decide(
-                        tx,
-                        a,
-                        "expired",
-                        by="timeout",
-                        feedback=f"no decision within the gate's timeout; {on_timeout}ed automatically",
-                        effect="approved" if on_timeout == "approve" else "rejected",
+            try:
+                async with self.ctx.tx() as tx:
+                    a = await records.get_approval(tx.conn, approval_id)
+                    if a.status != "pending":
+                        continue
+                    gate = self._gate(a.gate)
+                    on_timeout = gate.on_timeout if gate else "reject"
+                    done.append(
+                        await self._decide(
+                            tx,
+                            a,
+                            "expired",
+                            by="timeout",
+                            feedback=f"no decision within the gate's timeout; {on_timeout}ed automatically",
+                            effect="approved" if on_timeout == "approve" else "rejected",
+                        )
                     )
-                )
+            except AlreadyDecidedError:
+                continue  # decided meanwhile (a human, or another runner's timeout)
         return done
 
     # -- the single decision path ----------------------------------------------
@@ -188,20 +191,20 @@ class ApprovalService:
         feedback: str | None,
         effect: str | None = None,
     ) -> Approval:
-        if a.status != "pending":
-            raise AlreadyDecidedError(
-                f"approval {a.short_id} was already {a.status}"
-                + (f" by {a.resolved_by}" if a.resolved_by else ""),
-                a.status,
-                a.resolved_by,
-                a.resolved_at,
-            )
+        # Two deciders at once (two processes on PostgreSQL): lock the task, then the
+        # approval (the order cancelling a task takes them in), and decide from the row
+        # as the other left it; the update below is a compare-and-set all the same.
+        await records.get_task(tx.conn, a.task_id, lock=True)
+        a = await records.get_approval(tx.conn, a.id, lock=True)
+        _check_pending(a)
         states.check("approval", a.status, status, a.short_id)
-        await tx.conn.execute(
+        res = await tx.conn.execute(
             approvals.update()
-            .where(approvals.c.id == a.id)
+            .where(approvals.c.id == a.id, approvals.c.status == "pending")
             .values(status=status, resolved_at=tx.now, resolved_by=by, feedback=feedback)
         )
+        if res.rowcount != 1:
+            _check_pending(await records.get_approval(tx.conn, a.id))
         decided = await records.get_approval(tx.conn, a.id)
         await self._apply(tx, decided, effect or status, by=by, feedback=feedback)
         decided = await records.get_approval(tx.conn, a.id)
@@ -258,3 +261,15 @@ class ApprovalService:
 
     def _gate(self, name: str) -> Any:
         return next((g for g in self.ctx.config.settings.approval_gates if g.name == name), None)
+
+
+def _check_pending(a: Approval) -> None:
+    """The one "already decided" error, whichever way the decision was lost."""
+    if a.status != "pending":
+        raise AlreadyDecidedError(
+            f"approval {a.short_id} was already {a.status}"
+            + (f" by {a.resolved_by}" if a.resolved_by else ""),
+            a.status,
+            a.resolved_by,
+            a.resolved_at,
+        )

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from polpo import ids
 from polpo.core import states
 from polpo.core.models import Mission, Task
-from polpo.errors import ValidationError
+from polpo.errors import InvalidTransitionError, ValidationError
 from polpo.services.context import ServiceContext, Tx
 from polpo.store import records
 from polpo.store.tables import missions, tasks
@@ -133,6 +133,8 @@ class MissionService:
         """Activate a draft (or failed) mission so the runner works on its tasks."""
         async with self.ctx.tx() as tx:
             m = await records.find_mission(tx.conn, ref)
+            await lock_tasks_of(tx, m.id)
+            m = await records.get_mission(tx.conn, m.id, lock=True)
             if m.task_count == 0:
                 raise ValidationError(f"mission {m.short_id} has no tasks yet; add some first")
             if m.status == "failed":
@@ -150,6 +152,9 @@ class MissionService:
 
         async with self.ctx.tx() as tx:
             m = await records.find_mission(tx.conn, ref)
+            # its tasks first, then the mission: the order a task's move takes them in
+            await lock_tasks_of(tx, m.id)
+            m = await records.get_mission(tx.conn, m.id, lock=True)
             states.check("mission", m.status, "cancelled", m.short_id)
             m = await self._move(tx, m, "cancelled")
             ts = TaskService(self.ctx)
@@ -163,12 +168,37 @@ class MissionService:
         return await move_mission(tx, m, new)
 
 
+async def lock_tasks_of(tx: Tx, mission_id: str) -> None:
+    """Lock a mission's task rows (in id order) before the mission's own row.
+
+    Moving a task locks the task, then (rolling up) its mission; a mission-wide
+    move takes them in the same order, so two processes never wait on each other
+    in a circle.
+    """
+    await tx.conn.execute(
+        sa.select(tasks.c.id)
+        .where(tasks.c.mission_id == mission_id)
+        .order_by(tasks.c.id)
+        .with_for_update()
+    )
+
+
 async def move_mission(tx: Tx, m: Mission, new: str) -> Mission:
     states.check("mission", m.status, new, m.short_id)
     values: dict[str, object] = {"status": new, "updated_at": tx.now}
     if new in ("completed", "failed", "cancelled"):
         values["finished_at"] = tx.now
-    await tx.conn.execute(sa.update(missions).where(missions.c.id == m.id).values(**values))
+    res = await tx.conn.execute(
+        sa.update(missions)
+        .where(missions.c.id == m.id, missions.c.status == m.status)
+        .values(**values)
+    )
+    if res.rowcount != 1:  # compare-and-set: another process moved it first
+        fresh = await records.get_mission(tx.conn, m.id)
+        raise InvalidTransitionError(
+            f"mission {m.short_id} is {fresh.status} now (it was {m.status} a moment ago); "
+            f"it was not made {new}"
+        )
     m = await records.get_mission(tx.conn, m.id)
     event = {
         "active": "mission:started",
@@ -181,8 +211,14 @@ async def move_mission(tx: Tx, m: Mission, new: str) -> Mission:
 
 
 async def roll_up(tx: Tx, mission_id: str) -> None:
-    """After a task changes: complete or fail an active mission when its tasks say so."""
-    m = await records.get_mission(tx.conn, mission_id)
+    """After a task changes: complete or fail an active mission when its tasks say so.
+
+    The mission's row is locked before its tasks are read: when two processes
+    finish its last two tasks at once, the second waits and then sees the
+    first's task finished too (otherwise each would see the other still running
+    and the mission would stay active for ever).
+    """
+    m = await records.get_mission(tx.conn, mission_id, lock=True)
     if m.status != "active":
         return
     statuses = [

@@ -386,11 +386,13 @@ class PeerService:
             # someone allowed while their pairing code waits: approve it, so they are told
             rows = (
                 await tx.conn.execute(
-                    sa.select(pairing_requests).where(
+                    sa.select(pairing_requests)
+                    .where(
                         pairing_requests.c.peer_id == peer_id,
                         pairing_requests.c.status == "pending",
                         pairing_requests.c.expires_at > tx.now,
                     )
+                    .with_for_update()
                 )
             ).all()
             for row in rows:
@@ -470,9 +472,12 @@ class PeerService:
                 locked = await _locked_until(tx.conn, by, tx.now)
                 if locked is not None:
                     raise PairingError(_locked_message(locked, tx.now))
+            # locked: a second approver (another process) waits, then sees it approved
             row = (
                 await tx.conn.execute(
-                    sa.select(pairing_requests).where(pairing_requests.c.code == wanted)
+                    sa.select(pairing_requests)
+                    .where(pairing_requests.c.code == wanted)
+                    .with_for_update()
                 )
             ).first()
             if row is None:
@@ -487,16 +492,7 @@ class PeerService:
                     failed_lock = await _locked_until(tx.conn, by, tx.now)
             else:
                 req = _pairing_from_row(row, tx.now)
-                if req.status == "approved":
-                    who = display_peer(req.approved_by or "someone")
-                    raise PairingError(
-                        f"Code {req.code} was already used: {req.label} was added by {who}."
-                    )
-                if req.status == "expired":
-                    raise PairingError(
-                        f"Code {req.code} expired at {clock_time(req.expires_at)}. "
-                        f"{req.label} gets a new code when they write again."
-                    )
+                _check_pairing_open(req)
                 result = await self._approve_in(tx, req, by)
         if result is None:
             shown = wanted or code.strip() or "(empty)"
@@ -509,11 +505,18 @@ class PeerService:
         return result
 
     async def _approve_in(self, tx: Tx, req: PairingRequest, by: str) -> PairingApproved:
-        await tx.conn.execute(
+        res = await tx.conn.execute(
             pairing_requests.update()
-            .where(pairing_requests.c.code == req.code)
+            .where(pairing_requests.c.code == req.code, pairing_requests.c.status == "pending")
             .values(status="approved", approved_by=by, approved_at=tx.now)
         )
+        if res.rowcount != 1:  # compare-and-set: someone else approved (or expired) it first
+            row = (
+                await tx.conn.execute(
+                    sa.select(pairing_requests).where(pairing_requests.c.code == req.code)
+                )
+            ).one()
+            _check_pairing_open(_pairing_from_row(row, tx.now))
         await _allow_in(tx, req.peer_id, by=by, source="pairing")
         outbox_id = await enqueue(
             tx.conn,
@@ -629,6 +632,18 @@ class PeerService:
 
 
 # -- helpers over a connection ---------------------------------------------------------
+
+
+def _check_pairing_open(req: PairingRequest) -> None:
+    """The one error for a code that can no longer be approved."""
+    if req.status == "approved":
+        who = display_peer(req.approved_by or "someone")
+        raise PairingError(f"Code {req.code} was already used: {req.label} was added by {who}.")
+    if req.status != "pending":
+        raise PairingError(
+            f"Code {req.code} expired at {clock_time(req.expires_at)}. "
+            f"{req.label} gets a new code when they write again."
+        )
 
 
 def _is_peer(by: str) -> bool:

@@ -155,7 +155,7 @@ class TaskService:
 
     async def cancel(self, ref: str, *, by: str = "cli", reason: str = "") -> Task:
         async with self.ctx.tx() as tx:
-            task = await records.find_task(tx.conn, ref)
+            task = await records.find_task(tx.conn, ref, lock=True)
             return await self.transition(tx, task, "cancelled", by=by, error=reason or None)
 
     async def retry(self, ref: str, *, by: str = "cli") -> Task:
@@ -165,7 +165,7 @@ class TaskService:
         never starts a second copy of work in progress.
         """
         async with self.ctx.tx() as tx:
-            task = await records.find_task(tx.conn, ref)
+            task = await records.find_task(tx.conn, ref, lock=True)
             crashed = task.status == "running" and (
                 task.lease_until is None or task.lease_until < tx.now
             )
@@ -192,7 +192,15 @@ class TaskService:
             values.setdefault("lease_until", None)
         elif new == "pending":
             values.setdefault("finished_at", None)
-        await records.update_task(tx.conn, task.id, status=new, updated_at=tx.now, **values)
+        if not await records.move_task(
+            tx.conn, task.id, task.status, status=new, updated_at=tx.now, **values
+        ):
+            # another process moved it since ``task`` was read: never overwrite that
+            fresh = await records.get_task(tx.conn, task.id)
+            raise InvalidTransitionError(
+                f"task {task.short_id} is {fresh.status} now (it was {task.status} a moment "
+                f"ago); it was not made {new}"
+            )
         updated = await records.get_task(tx.conn, task.id)
         if new == "cancelled":
             await self._close_pending_approvals(tx, task.id, by)

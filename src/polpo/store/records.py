@@ -102,15 +102,22 @@ def task_from_row(row: Any) -> Task:
     )
 
 
-async def get_task(conn: AsyncConnection, task_id: str) -> Task:
-    row = (await conn.execute(sa.select(tasks).where(tasks.c.id == task_id))).first()
+async def get_task(conn: AsyncConnection, task_id: str, *, lock: bool = False) -> Task:
+    """The task; with ``lock``, its row stays locked until the transaction ends.
+
+    A write transaction that decides from what it reads locks first: on
+    PostgreSQL a second writer then waits and reads the row as the first left
+    it (SQLite's writers never overlap, so there is nothing to wait for).
+    """
+    q = sa.select(tasks).where(tasks.c.id == task_id)
+    row = (await conn.execute(q.with_for_update() if lock else q)).first()
     if row is None:
         raise NotFoundError(f"no task {task_id!r}")
     return task_from_row(row)
 
 
-async def find_task(conn: AsyncConnection, ref: str) -> Task:
-    return await get_task(conn, await resolve_id(conn, tasks, ref, "task", "title"))
+async def find_task(conn: AsyncConnection, ref: str, *, lock: bool = False) -> Task:
+    return await get_task(conn, await resolve_id(conn, tasks, ref, "task", "title"), lock=lock)
 
 
 async def list_tasks(
@@ -159,6 +166,18 @@ async def update_task(conn: AsyncConnection, task_id: str, **values: Any) -> Non
     await conn.execute(sa.update(tasks).where(tasks.c.id == task_id).values(**values))
 
 
+async def move_task(conn: AsyncConnection, task_id: str, expected: str, **values: Any) -> bool:
+    """Compare-and-set: update the task only while its status is still ``expected``.
+
+    False when another transaction moved it first (the caller re-reads and
+    reports what happened instead of overwriting it).
+    """
+    res = await conn.execute(
+        sa.update(tasks).where(tasks.c.id == task_id, tasks.c.status == expected).values(**values)
+    )
+    return int(res.rowcount or 0) == 1
+
+
 # -- missions --------------------------------------------------------------------
 
 
@@ -187,15 +206,19 @@ async def mission_from_row(conn: AsyncConnection, row: Any) -> Mission:
     )
 
 
-async def get_mission(conn: AsyncConnection, mission_id: str) -> Mission:
-    row = (await conn.execute(sa.select(missions).where(missions.c.id == mission_id))).first()
+async def get_mission(conn: AsyncConnection, mission_id: str, *, lock: bool = False) -> Mission:
+    """The mission with its tasks' progress; ``lock`` as for :func:`get_task`."""
+    q = sa.select(missions).where(missions.c.id == mission_id)
+    row = (await conn.execute(q.with_for_update() if lock else q)).first()
     if row is None:
         raise NotFoundError(f"no mission {mission_id!r}")
     return await mission_from_row(conn, row)
 
 
-async def find_mission(conn: AsyncConnection, ref: str) -> Mission:
-    return await get_mission(conn, await resolve_id(conn, missions, ref, "mission", "name"))
+async def find_mission(conn: AsyncConnection, ref: str, *, lock: bool = False) -> Mission:
+    return await get_mission(
+        conn, await resolve_id(conn, missions, ref, "mission", "name"), lock=lock
+    )
 
 
 async def list_missions(
@@ -239,8 +262,12 @@ def approval_from_row(row: Any) -> Approval:
     )
 
 
-async def get_approval(conn: AsyncConnection, approval_id: str) -> Approval:
-    row = (await conn.execute(_approval_query().where(approvals.c.id == approval_id))).first()
+async def get_approval(conn: AsyncConnection, approval_id: str, *, lock: bool = False) -> Approval:
+    """The approval (with its task's title); ``lock`` locks the approval's row only."""
+    q = _approval_query().where(approvals.c.id == approval_id)
+    if lock:
+        q = q.with_for_update(of=approvals)
+    row = (await conn.execute(q)).first()
     if row is None:
         raise NotFoundError(f"no approval {approval_id!r}")
     return approval_from_row(row)
