@@ -32,6 +32,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from polpo.core.models import Event
 from polpo.services.context import ServiceContext
 from polpo.store.engine import BUSY_TIMEOUT_MS, sqlite_path
+from polpo.store.event_order import commit_order_sync
 from polpo.store.tables import events as events_table
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,8 @@ class WriteBatcher:
 
         def run_all(conn: sa.Connection) -> tuple[list[Any], list[Event]]:
             tx = SyncTx(conn, now, origin)
-            return [step(tx) for step in steps], tx.events
+            results = [step(tx) for step in steps]
+            return results, commit_order_sync(conn, tx.events)  # final ids (PostgreSQL)
 
         if self._engine is not None and self._executor is not None and self._inline is not None:
             engine = self._engine

@@ -14,6 +14,7 @@ from polpo.config import PolpoConfig
 from polpo.core.events import EventBus
 from polpo.core.models import Event
 from polpo.store import PROCESS_ID, Store
+from polpo.store.event_order import commit_order
 from polpo.store.records import append_event
 
 
@@ -27,6 +28,7 @@ class Tx:
     events: list[Event] = field(default_factory=list)
 
     async def emit(self, type_: str, payload: dict[str, Any]) -> Event:
+        """Append an event; on PostgreSQL its id is final only after commit (see tx.events)."""
         ev = await append_event(self.conn, type_, payload, self.now, self.origin)
         self.events.append(ev)
         return ev
@@ -45,6 +47,7 @@ class ServiceContext:
         async with self.store.write() as conn:
             tx = Tx(conn, self.clock.now(), self.origin)
             yield tx
+            tx.events = await commit_order(conn, tx.events)
         if tx.events:
             await self.bus.publish(tx.events)
 

@@ -4,6 +4,12 @@ The CLI approving a task while ``polpo serve`` runs writes an
 ``approval:resolved`` event to the shared database; the tail picks it up
 and publishes it on this process's bus, so the runner and notifications react
 as if it had happened here.
+
+The tail resumes after the last id it read: event ids become visible in
+increasing order on both engines (:mod:`polpo.store.event_order`), so no
+event committed late is skipped. On PostgreSQL it reads as soon as a commit
+elsewhere sends ``NOTIFY`` (:mod:`polpo.store.listen`); ``interval`` is the
+poll in case no notification comes.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 
 from polpo.core.events import EventBus
 from polpo.store import Store
+from polpo.store.listen import EventSignal
 from polpo.store.records import events_after, last_event_id
 
 log = logging.getLogger(__name__)
@@ -43,11 +50,16 @@ class EventTail:
         return len(foreign)
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event tail failed; retrying")
-            await asyncio.sleep(self.interval)
+        signal = EventSignal(self.store)
+        await signal.start()
+        try:
+            while True:
+                try:
+                    await self.poll_once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("event tail failed; retrying")
+                await signal.wait(self.interval)
+        finally:
+            await signal.close()

@@ -1,10 +1,14 @@
 """``GET /api/v1/events``: the event log as Server-Sent Events.
 
 ``?after=ID`` (or the ``Last-Event-ID`` header a reconnecting browser sends)
-replays the log from there first; then live events follow from the bus
-(events other processes write reach it through the event tail). Each event
-is ``id``/``event``/``data`` (JSON of :meth:`Event.to_dict`); a comment line
-every 15 s keeps proxies from closing an idle stream.
+replays the log from there first; then live events follow. The stream is
+always read from the log, in id order, after the last id sent: ids become
+visible in increasing order on both engines (:mod:`polpo.store.event_order`),
+so nothing committed late is skipped and a reconnect resumes exactly. The
+bus only says when to read again (events other processes write reach it
+through the event tail). Each event is ``id``/``event``/``data`` (JSON of
+:meth:`Event.to_dict`); a comment line every 15 s keeps proxies from closing
+an idle stream.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from polpo.api.deps import PolpoDep
 from polpo.core.models import Event
 from polpo.store.records import events_after
+from polpo.store.records import last_event_id as newest_event_id
 
 router = APIRouter(tags=["events"])
 
@@ -50,30 +55,33 @@ async def stream_events(
     start = after
     if start is None and last_event_id and last_event_id.isascii() and last_event_id.isdigit():
         start = min(int(last_event_id), MAX_EVENT_ID)
-    queue, unsubscribe = app.bus.queue(types)
+    # any event wakes the stream: it then reads the log (the filter applies to what it sends)
+    queue, unsubscribe = app.bus.queue("*")
     stopping: asyncio.Event = getattr(request.app.state, "stopping", None) or asyncio.Event()
 
     async def stream() -> AsyncIterator[str]:
         import fnmatch
 
-        last = 0
         try:
             yield ": polpo events\n\n"
             if start is not None:
                 last = start
-                while True:
-                    async with app.store.read() as conn:
-                        batch = await events_after(conn, last)
-                    for ev in batch:
-                        last = ev.id
-                        if fnmatch.fnmatchcase(ev.type, types):
-                            yield sse(ev)
-                    if len(batch) < 500:
-                        break
-            # One pending get() lives across keepalives, so no event is lost to a cancel.
+            else:
+                async with app.store.read() as conn:
+                    last = await newest_event_id(conn)
+            # One pending get() lives across keepalives, so no wake-up is lost to a cancel.
             getter: asyncio.Future[Event] | None = None
             try:
                 while not stopping.is_set():
+                    while True:
+                        async with app.store.read() as conn:
+                            batch = await events_after(conn, last)
+                        for ev in batch:
+                            last = ev.id
+                            if fnmatch.fnmatchcase(ev.type, types):
+                                yield sse(ev)
+                        if len(batch) < 500:
+                            break
                     if getter is None:
                         getter = asyncio.ensure_future(queue.get())
                     stopper = asyncio.ensure_future(stopping.wait())
@@ -85,11 +93,9 @@ async def stream_events(
                     )
                     stopper.cancel()
                     if getter in done:
-                        ev = getter.result()
                         getter = None
-                        if ev.id > last:
-                            last = ev.id
-                            yield sse(ev)
+                        while not queue.empty():  # one read covers every wake-up so far
+                            queue.get_nowait()
                         continue
                     if stopping.is_set() or await request.is_disconnected():
                         break
