@@ -47,6 +47,7 @@ from polpo.gateway.markdown import escape, literal_line
 from polpo.host import cancel_and_wait
 from polpo.peerid import PeerIdError, default_chat_id, display_peer, normalize_peer, split_peer
 from polpo.store import outbox as outbox_store
+from polpo.store.engine import insert_ignore
 from polpo.store.records import event_from_row
 from polpo.store.tables import approvals, events, notification_cursor, pairing_requests
 
@@ -361,11 +362,18 @@ class Notifier:
         now = self.app.clock.now()
         added = 0
         async with self.app.store.write() as conn:
+            # the cursor row exists, then is locked: a second notifier (another serve
+            # node) waits here and goes on from where this one leaves the cursor
+            await conn.execute(
+                insert_ignore(self.app.store, notification_cursor).values(
+                    name=CURSOR, last_event_id=0, updated_at=now
+                )
+            )
             cursor = (
                 await conn.execute(
-                    sa.select(notification_cursor.c.last_event_id).where(
-                        notification_cursor.c.name == CURSOR
-                    )
+                    sa.select(notification_cursor.c.last_event_id)
+                    .where(notification_cursor.c.name == CURSOR)
+                    .with_for_update()
                 )
             ).scalar()
             after = int(cursor or 0)
@@ -396,18 +404,11 @@ class Notifier:
                     )
                     added += rid is not None
             last = int(rows[-1].id)
-            if cursor is None:
-                await conn.execute(
-                    notification_cursor.insert().values(
-                        name=CURSOR, last_event_id=last, updated_at=now
-                    )
-                )
-            else:
-                await conn.execute(
-                    sa.update(notification_cursor)
-                    .where(notification_cursor.c.name == CURSOR)
-                    .values(last_event_id=last, updated_at=now)
-                )
+            await conn.execute(
+                sa.update(notification_cursor)
+                .where(notification_cursor.c.name == CURSOR)
+                .values(last_event_id=last, updated_at=now)
+            )
         return added, len(rows) == BATCH
 
     async def _on_event(self, ev: Event) -> None:

@@ -387,7 +387,11 @@ class Runner:
                     ),
                 )
             )
-        q = q.order_by(tasks.c.mission_id, tasks.c.position, tasks.c.created_at, tasks.c.id)
+        # NULLS FIRST said explicitly: SQLite puts NULL first, PostgreSQL last by default;
+        # tasks without a mission come first on both
+        q = q.order_by(
+            tasks.c.mission_id.asc().nulls_first(), tasks.c.position, tasks.c.created_at, tasks.c.id
+        )
         return [
             records.task_from_row(r) for r in (await conn.execute(q.limit(MAX_CANDIDATES))).all()
         ]

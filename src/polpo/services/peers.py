@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from polpo.errors import NotFoundError, PolpoError, ValidationError
 from polpo.peerid import CHANNEL_TYPES, PeerIdError, display_peer, normalize_peer, split_peer
 from polpo.services.context import ServiceContext, Tx
+from polpo.store.engine import insert_ignore
 from polpo.store.outbox import enqueue
 from polpo.store.tables import allowlist, link_codes, pair_failures, pairing_requests, peers
 
@@ -708,14 +709,16 @@ def _pairing_from_row(row: Any, now: float) -> PairingRequest:
 
 
 async def _allow_in(tx: Tx, peer_id: str, *, by: str, source: str) -> bool:
-    present = (
-        await tx.conn.execute(sa.select(allowlist.c.peer_id).where(allowlist.c.peer_id == peer_id))
+    # ON CONFLICT DO NOTHING: allowing one peer from two processes at once adds it once
+    added = (
+        await tx.conn.execute(
+            insert_ignore(tx.conn.dialect.name, allowlist)
+            .values(peer_id=peer_id, added_by=by, added_at=tx.now, source=source)
+            .returning(allowlist.c.peer_id)
+        )
     ).first()
-    if present is not None:
+    if added is None:
         return False
-    await tx.conn.execute(
-        allowlist.insert().values(peer_id=peer_id, added_by=by, added_at=tx.now, source=source)
-    )
     await tx.emit("peer:allowed", {"peerId": peer_id, "by": by, "source": source})
     return True
 
@@ -772,17 +775,16 @@ async def _set_linked(conn: AsyncConnection, ids: Iterable[str], to: str | None)
 
 async def _ensure_peer(tx: Tx, peer_id: str) -> None:
     """A peer linked before it ever wrote gets a row; ``last_seen`` 0 means "never"."""
-    if await _peer_row(tx.conn, peer_id) is None:
-        await tx.conn.execute(
-            peers.insert().values(
-                id=peer_id,
-                channel=peer_id.split(":", 1)[0],
-                display_name=None,
-                first_seen=tx.now,
-                last_seen=0.0,
-                linked_to=None,
-            )
+    await tx.conn.execute(
+        insert_ignore(tx.conn.dialect.name, peers).values(
+            id=peer_id,
+            channel=peer_id.split(":", 1)[0],
+            display_name=None,
+            first_seen=tx.now,
+            last_seen=0.0,
+            linked_to=None,
         )
+    )
 
 
 async def _link_in(tx: Tx, target: str, joining: str, *, by: str) -> LinkResult:

@@ -13,6 +13,7 @@ from polpo.core.states import TASK_STATUSES
 from polpo.services.agents import agent_views
 from polpo.services.context import ServiceContext
 from polpo.store import records
+from polpo.store.engine import upsert
 from polpo.store.tables import approvals, channel_state, peers, tasks
 
 CONNECTED_WINDOW_SECONDS = 5 * 60
@@ -74,22 +75,22 @@ async def write_channel_state(
     """Record a channel's connection state durably (other processes read it)."""
     now = ctx.clock.now()
     async with ctx.store.write() as conn:
-        updated = await conn.execute(
-            channel_state.update()
-            .where(channel_state.c.channel == channel)
-            .values(state=state, detail=detail, account=account, updated_at=now, holder=ctx.origin)
-        )
-        if updated.rowcount == 0:
-            await conn.execute(
-                channel_state.insert().values(
-                    channel=channel,
-                    state=state,
-                    detail=detail,
-                    account=account,
-                    updated_at=now,
-                    holder=ctx.origin,
-                )
+        # one statement: two processes reporting at once both succeed
+        await conn.execute(
+            upsert(
+                conn.dialect.name,
+                channel_state,
+                ["channel"],
+                ["state", "detail", "account", "updated_at", "holder"],
+            ).values(
+                channel=channel,
+                state=state,
+                detail=detail,
+                account=account,
+                updated_at=now,
+                holder=ctx.origin,
             )
+        )
 
 
 # Built once: /status runs these on every call.

@@ -184,12 +184,35 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def insert_ignore(store: Store, table: sa.Table) -> Any:
-    """An INSERT that silently skips rows whose unique key already exists."""
-    if store.is_sqlite:
+def insert_ignore(store: Store | str, table: sa.Table) -> Any:
+    """An INSERT that silently skips rows whose unique key already exists.
+
+    ``store`` may be a dialect name (``conn.dialect.name``). With ``RETURNING``
+    a skipped row returns nothing, so the caller knows whether it inserted.
+    """
+    return dialect_insert(store, table).on_conflict_do_nothing()
+
+
+def upsert(store: Store | str, table: sa.Table, key: list[str], update: list[str]) -> Any:
+    """``INSERT … ON CONFLICT (key) DO UPDATE SET`` the ``update`` columns from the new row.
+
+    One statement on both engines: two processes writing the same key at once
+    both succeed, the last one's values kept (an update-then-insert-if-missing
+    would fail one of them with a duplicate key on PostgreSQL).
+    """
+    stmt = dialect_insert(store, table)
+    return stmt.on_conflict_do_update(
+        index_elements=key, set_={c: stmt.excluded[c] for c in update}
+    )
+
+
+def dialect_insert(store: Store | str, table: sa.Table) -> Any:
+    """``table``'s INSERT for the engine, with its ``on_conflict_…`` methods."""
+    dialect = store if isinstance(store, str) else store.dialect
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return sqlite_insert(table).on_conflict_do_nothing()
+        return sqlite_insert(table)
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    return pg_insert(table).on_conflict_do_nothing()
+    return pg_insert(table)

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from polpo.store.engine import Store, insert_ignore
+from polpo.store.engine import Store, dialect_insert
 from polpo.store.tables import leases
 
 
@@ -49,29 +49,25 @@ async def acquire(store: Store, name: str, holder: str, *, now: float, ttl: floa
     if ttl <= 0:
         raise ValueError("a lease needs a positive ttl")
     expires = now + ttl
+    # One upsert: absent → inserted; expired or ours → taken over (ours keeps its
+    # acquired_at); held by someone else → left alone. Two processes at once: one
+    # inserts or updates, the other's conflict re-checks the WHERE and finds it held.
+    stmt = dialect_insert(store, leases).values(
+        name=name, holder=holder, acquired_at=now, expires_at=expires
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"],
+        set_={
+            "holder": stmt.excluded.holder,
+            "acquired_at": sa.case(
+                (leases.c.holder == holder, leases.c.acquired_at), else_=stmt.excluded.acquired_at
+            ),
+            "expires_at": stmt.excluded.expires_at,
+        },
+        where=sa.or_(leases.c.expires_at <= now, leases.c.holder == holder),
+    )
     async with store.write() as conn:
-        result = await conn.execute(
-            leases.update()
-            .where(
-                leases.c.name == name,
-                sa.or_(leases.c.expires_at <= now, leases.c.holder == holder),
-            )
-            .values(
-                holder=holder,
-                acquired_at=sa.case(
-                    (leases.c.holder == holder, leases.c.acquired_at), else_=sa.literal(now)
-                ),
-                expires_at=expires,
-            )
-        )
-        if _rowcount(result) == 0:
-            result = await conn.execute(
-                insert_ignore(store, leases).values(
-                    name=name, holder=holder, acquired_at=now, expires_at=expires
-                )
-            )
-            if _rowcount(result) == 0:
-                return None
+        await conn.execute(stmt)
         row = (await conn.execute(sa.select(leases).where(leases.c.name == name))).one()
     lease = _lease(row)
     return lease if lease.holder == holder else None

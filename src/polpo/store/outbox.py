@@ -9,9 +9,9 @@ recipient), so a crash and a replay never produce a second message.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from polpo.store.engine import insert_ignore
 from polpo.store.tables import outbox
 
 
@@ -36,15 +36,11 @@ async def enqueue(
     ``app.outbox_ready.set()`` so a running dispatcher sends it now rather
     than at its next poll.
     """
-    if dedupe_key is not None:
-        existing = (
-            await conn.execute(sa.select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key))
-        ).scalar()
-        if existing is not None:
-            return None
+    # ON CONFLICT DO NOTHING: two processes enqueueing one key at once both go on,
+    # one row is stored (a SELECT first would let both insert, one failing)
+    insert = outbox.insert() if dedupe_key is None else insert_ignore(conn.dialect.name, outbox)
     res = await conn.execute(
-        outbox.insert()
-        .values(
+        insert.values(
             channel=channel,
             chat_id=chat_id,
             peer_id=peer_id,
@@ -58,7 +54,7 @@ async def enqueue(
             status="pending",
             attempts=0,
             created_at=now,
-        )
-        .returning(outbox.c.id)
+        ).returning(outbox.c.id)
     )
-    return int(res.scalar_one())
+    row_id = res.scalar()
+    return None if row_id is None else int(row_id)
