@@ -112,3 +112,53 @@ def decide(
             await app.close()
 
     _guarded(results, go())
+
+
+# -- claims --------------------------------------------------------------------
+
+
+def drain(barrier: Barrier, results: Queue[Any], config: str) -> None:
+    """``polpo run`` in one process: drain the queue with a model that answers at once.
+
+    The model also counts, while its task runs, how many of the agent's tasks
+    are running in the database (every worker's): the peak goes back with the
+    ids of the tasks this process finished.
+    """
+    import sqlalchemy as sa
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    from polpo.app import Polpo
+    from polpo.config import load_config
+    from polpo.runner import Runner
+    from polpo.store.tables import tasks
+
+    peak = 0
+
+    async def go() -> None:
+        app = await Polpo.open(load_config(Path(config)))
+
+        async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            nonlocal peak
+            async with app.store.read() as conn:
+                running = (
+                    await conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(tasks)
+                        .where(tasks.c.status == "running")
+                    )
+                ).scalar()
+            peak = max(peak, int(running or 0))
+            return ModelResponse(parts=[TextPart("done")])
+
+        model = FunctionModel(answer)
+        runner = Runner(app, model_factory=lambda agent, cfg: model)
+        try:
+            barrier.wait()
+            report = await runner.drain()
+            results.put(("ran", os.getpid(), [t.id for t in report.finished], peak))
+        finally:
+            runner.close()
+            await app.close()
+
+    _guarded(results, go())

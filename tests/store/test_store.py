@@ -183,10 +183,8 @@ async def test_a_v1_database_gains_the_v2_columns_and_keeps_its_rows(url: str) -
         await store.close()
 
 
-async def test_a_v2_database_gains_the_outbox_parts_and_turned_away_tables(
-    tmp_path: Path,
-) -> None:
-    store = await Store.open(_url(tmp_path))
+async def test_a_v2_database_gains_the_outbox_parts_and_turned_away_tables(url: str) -> None:
+    store = await Store.open(url)
     async with store.write() as conn:
         await _insert(conn, "aaaabbbbccccdddd", "aaaa")
         await conn.exec_driver_sql("DROP TABLE outbox_parts")
@@ -195,15 +193,16 @@ async def test_a_v2_database_gains_the_outbox_parts_and_turned_away_tables(
         await conn.execute(sa.update(schema_table).values(version=2))
     await store.close()
 
-    store = await Store.open(_url(tmp_path))
+    store = await Store.open(url)
     try:
         async with store.read() as conn:
-            names = {
-                r[0]
-                for r in await conn.exec_driver_sql(
-                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
-                )
-            }
+
+            def names_of(c: sa.Connection) -> set[str]:
+                inspector = sa.inspect(c)
+                indexes = {ix["name"] for ix in inspector.get_indexes("events")}
+                return {*inspector.get_table_names(), *(n for n in indexes if n)}
+
+            names = await conn.run_sync(names_of)
             kept = await find_task(conn, "aaaa")
         assert {"outbox_parts", "pairing_turned_away", "ix_events_created"} <= names
         assert kept.id == "aaaabbbbccccdddd"
