@@ -162,3 +162,31 @@ def drain(barrier: Barrier, results: Queue[Any], config: str) -> None:
             await app.close()
 
     _guarded(results, go())
+
+
+# -- pairing -------------------------------------------------------------------
+
+
+def approve_codes(
+    barrier: Barrier, results: Queue[Any], config: str, by: str, codes: list[str]
+) -> None:
+    """For each pairing code in turn, in step with the other approver: approve it."""
+    from polpo.app import Polpo
+    from polpo.config import load_config
+    from polpo.services.peers import PairingError
+
+    async def go() -> None:
+        app = await Polpo.open(load_config(Path(config)))
+        try:
+            for code in codes:
+                barrier.wait()
+                try:
+                    await app.peers.approve_pairing(code, by=by)
+                except PairingError as e:
+                    results.put((code, by, "lost", e.message))
+                else:
+                    results.put((code, by, "won", ""))
+        finally:
+            await app.close()
+
+    _guarded(results, go())
