@@ -107,6 +107,8 @@ class Store:
             raise StoreError(f"cannot open database {display_url(url)}: {e}") from e
         if engine.dialect.name == "sqlite":
             _install_sqlite_hooks(engine)
+        elif engine.dialect.name == "postgresql":
+            _install_postgres_hooks(engine)
         store = cls(engine, url)
         if migrate:
             from polpo.store.migrations import migrate as run_migrations
@@ -147,6 +149,43 @@ class Store:
                 conn = await conn.execution_options(polpo_begin="IMMEDIATE")
             async with conn.begin():
                 yield conn
+
+
+#: What a NUL character becomes on PostgreSQL (U+FFFD, the replacement character).
+NUL_REPLACEMENT = "\ufffd"
+
+
+def _install_postgres_hooks(engine: AsyncEngine) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite's can): store U+FFFD in its place.
+
+    A title typed with a stray control character, or a chat message carrying
+    one, would otherwise fail its whole transaction (an API 500, a message
+    never stored). JSON columns are not affected: JSON escapes NUL.
+    """
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute", retval=True)
+    def _no_nul(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+    ) -> tuple[str, Any]:
+        if many:
+            return statement, [_clean(p) for p in parameters]
+        return statement, _clean(parameters)
+
+
+def _clean(params: Any) -> Any:
+    if isinstance(params, dict):
+        if any(isinstance(v, str) and "\x00" in v for v in params.values()):
+            return {k: _denul(v) for k, v in params.items()}
+        return params
+    if isinstance(params, (tuple, list)):
+        if any(isinstance(v, str) and "\x00" in v for v in params):
+            return type(params)(_denul(v) for v in params)
+        return params
+    return params
+
+
+def _denul(value: Any) -> Any:
+    return value.replace("\x00", NUL_REPLACEMENT) if isinstance(value, str) else value
 
 
 def advisory_key(name: str) -> int:

@@ -325,7 +325,12 @@ async def append_event(
 async def events_after(conn: AsyncConnection, after_id: int, limit: int = 500) -> list[Event]:
     rows = (
         await conn.execute(
-            sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+            # bound as a 64-bit integer: any cursor a client sends compares (the column
+            # is a 32-bit integer on PostgreSQL)
+            sa.select(events)
+            .where(events.c.id > sa.literal(after_id, sa.BigInteger))
+            .order_by(events.c.id)
+            .limit(limit)
         )
     ).all()
     return [event_from_row(r) for r in rows]
