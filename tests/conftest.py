@@ -107,6 +107,21 @@ def _pg_schemas() -> Iterator[PgSchemas | None]:
         schemas.close()
 
 
+@pytest.fixture(scope="session")
+def session_database_url(_pg_schemas: PgSchemas | None) -> Iterator[str | None]:
+    """A PostgreSQL schema that lives as long as the session, for session-scoped
+    fixtures (a ``polpo serve`` shared by many tests); None on SQLite, where each
+    project's own file is its database."""
+    if _pg_schemas is None:
+        yield None
+        return
+    name, url = _pg_schemas.create()
+    try:
+        yield url
+    finally:
+        _pg_schemas.drop(name)
+
+
 @pytest.fixture(autouse=True)
 def database_url(
     request: pytest.FixtureRequest,

@@ -8,7 +8,9 @@ dashboard link it prints and the CLI token it writes are at hand.
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import queue
 import re
 import signal
@@ -71,10 +73,26 @@ class Serve:
 
 @contextmanager
 def serving(
-    root: Path, *args: str, config: dict[str, Any], worker: str = "qr_forever", **env: str
+    root: Path,
+    *args: str,
+    config: dict[str, Any],
+    worker: str = "qr_forever",
+    database_url: str | None = None,
+    **env: str,
 ) -> Iterator[Serve]:
-    """``polpo serve --port 0 ARGS`` in ``root`` with ``config``; killed if still running."""
+    """``polpo serve --port 0 ARGS`` in ``root`` with ``config``; killed if still running.
+
+    Its database is written into the project's config: ``database_url``, else
+    this test's PostgreSQL schema, else (nothing written) the project's SQLite
+    file. A test process opening the project by its config (``project_db``)
+    reaches the same one, even when serve outlives the test that started it.
+    """
     (root / ".polpo").mkdir(parents=True, exist_ok=True)
+    url = database_url or os.environ.get("POLPO_DATABASE_URL")
+    if url:
+        config = copy.deepcopy(config)
+        config.setdefault("settings", {}).setdefault("storage", {})["url"] = url
+        env = {**env, "POLPO_DATABASE_URL": url}
     (root / ".polpo" / "polpo.json").write_text(json.dumps(config))
     proc = subprocess.Popen(
         [*polpo_exe(), "serve", "--port", "0", *args],

@@ -30,7 +30,7 @@ from polpo.notifications import Notifier
 from polpo.services.events import EventTail
 from polpo.store.records import last_event_id
 from polpo.store.tables import outbox
-from tests.api.conftest import running_api
+from tests.api.conftest import bearer, running_api
 from tests.runner.conftest import write_config
 
 pytestmark = pytest.mark.postgres_only(reason="only PostgreSQL lets two writers overlap")
@@ -114,7 +114,9 @@ async def test_the_sse_stream_sends_an_event_committed_after_a_later_one(
     async with (
         writers(loaded, bus=app.bus) as (a, b),
         running_api(app) as server,
-        httpx.AsyncClient(base_url=server.url + "/api/v1", timeout=10) as client,
+        httpx.AsyncClient(
+            base_url=server.url + "/api/v1", timeout=10, headers=bearer(server)
+        ) as client,
         client.stream("GET", "/events", params={"after": start, "types": "test:*"}) as r,
     ):
         lines = r.aiter_lines()

@@ -38,14 +38,22 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def serving(root: Path, *args: str, **env: str) -> AbstractContextManager[Serve]:
+def serving(
+    root: Path, *args: str, database_url: str | None = None, **env: str
+) -> AbstractContextManager[Serve]:
     """``polpo serve`` on the attacked project's config."""
-    return serve_process(root, *args, config=CONFIG, **env)
+    return serve_process(root, *args, config=CONFIG, database_url=database_url, **env)
 
 
 @pytest.fixture(scope="session")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    with serving(tmp_path_factory.mktemp("attacked"), POLPO_API_KEY=ENV_KEY) as s:
+def serve(
+    tmp_path_factory: pytest.TempPathFactory, session_database_url: str | None
+) -> Iterator[Serve]:
+    with serving(
+        tmp_path_factory.mktemp("attacked"),
+        database_url=session_database_url,
+        POLPO_API_KEY=ENV_KEY,
+    ) as s:
         yield s
 
 

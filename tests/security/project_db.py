@@ -1,5 +1,5 @@
 """Reading and seeding the attacked project's database from the test process
-(the same SQLite file serve uses, through the same services)."""
+(the same database serve uses, through the same services)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from polpo.app import Polpo
-from polpo.config import load_config
+from polpo.config import load_config, resolve_storage_url
 from polpo.errors import NotFoundError
 from tests.services.peers_helpers import pairing_request
 
@@ -22,7 +22,11 @@ def with_project(root: Path, fn: Callable[[Polpo], Awaitable[T]]) -> T:
     sync API may already run an event loop in this one)."""
 
     async def go() -> T:
-        app = await Polpo.open(load_config(cwd=root))
+        # the database serve's config names (a serve shared by the session has its own
+        # PostgreSQL schema, not this test's)
+        loaded = load_config(cwd=root)
+        url = resolve_storage_url(loaded.config.settings.storage.url, root)
+        app = await Polpo.open(loaded, store_url=url)
         try:
             return await fn(app)
         finally:
