@@ -128,7 +128,8 @@ async def test_pair_approve_from_another_process_is_delivered_by_serve(served: S
     await wait_text(served, "888", "You're in", before)  # sent by the running server
     before = len(served.telegram.sent)
     await served.telegram.receive("888", "/help")
-    await wait_text(served, "888", "/approve", before)
+    helped = await wait_text(served, "888", "/status", before)
+    assert "/approve" not in helped  # a paired peer chats and reads; admins decide
 
 
 async def test_a_non_admin_cannot_pair_and_linking_shares_the_admin_access(served: Served) -> None:

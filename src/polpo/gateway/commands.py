@@ -481,17 +481,21 @@ COMMANDS: Mapping[str, Command] = {
         ),
         Command("missions", "/missions", "missions with their progress", cmd_missions),
         Command("agents", "/agents", "each agent, active or idle", cmd_agents),
+        # Deciding is for admins only (docs/security.md): an admitted peer chats and
+        # reads, and a Telegram button or a WhatsApp reaction is dispatched as these.
         Command(
             "approve",
             "/approve [ID]",
-            "list pending approvals, or approve one",
+            "list pending approvals, or approve one (admin only)",
             cmd_approve,
+            True,
         ),
         Command(
             "reject",
             "/reject ID [reason]",
-            "reject with feedback (without a reason I ask for it)",
+            "reject with feedback, asked for when missing (admin only)",
             cmd_reject,
+            True,
         ),
         Command("new", "/new", "start a new conversation", cmd_new),
         Command("pair", "/pair CODE", "approve a pairing request (admin only)", cmd_pair, True),
@@ -548,8 +552,8 @@ async def answer_pending(
     (the gateway then treats ``text`` as chat). Never raises.
     """
     try:
-        if pending.get("kind") != "reject_reason":
-            return None
+        if pending.get("kind") != "reject_reason" or not ctx.is_admin:
+            return None  # (a peer no longer an admin: the text is chat)
         expires = pending.get("expires_at")
         if not isinstance(expires, int | float) or expires <= ctx.now:
             return None
