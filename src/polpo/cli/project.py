@@ -115,9 +115,7 @@ def config_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from polpo.store.engine import display_url
 
     summary["storage"] = display_url(loaded.storage_url)  # no password on screen
-    warnings = sandbox_warnings(loaded.config) + [
-        f"{p}: {m}" for p, m in config_warnings(loaded.config)
-    ]
+    warnings = sandbox_warnings(loaded) + [f"{p}: {m}" for p, m in config_warnings(loaded.config)]
     if as_json:
         print_json({"ok": True, **summary, "warnings": warnings})
         return

@@ -209,7 +209,7 @@ class Runner:
     async def run_forever(self) -> None:
         """Serve mode: tick on every relevant event and every ``pollSeconds``."""
         self.attach()
-        await asyncio.to_thread(log_sandbox_warnings, self.ctx.config)
+        await asyncio.to_thread(log_sandbox_warnings, self.app.loaded)
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="polpo-runner-heartbeat")
         try:
             await self.recover()
@@ -230,7 +230,7 @@ class Runner:
     async def drain(self, *, wait: bool = False) -> DrainReport:
         """Run what is runnable until nothing is; with ``wait``, also wait for open approvals."""
         self.attach()
-        await asyncio.to_thread(log_sandbox_warnings, self.ctx.config)
+        await asyncio.to_thread(log_sandbox_warnings, self.app.loaded)
         heartbeat = asyncio.create_task(self._heartbeat_loop(), name="polpo-runner-heartbeat")
         try:
             await self.recover()

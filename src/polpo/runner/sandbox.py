@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Literal
 from polpo.runner.refusal import ToolRefused
 
 if TYPE_CHECKING:
-    from polpo.config import LoadedConfig, PolpoConfig
+    from polpo.config import LoadedConfig
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +82,38 @@ class SandboxPolicy:
     #: Folders shown read-only though the sandbox hides them otherwise (``sandboxReadOnly``).
     read_only: tuple[Path, ...] = ()
     agent: str = ""
+    #: Polpo's files a command could reach in the project (:func:`exposed_paths`): refused.
+    exposed: tuple[Path, ...] = ()
 
 
 # -- is a sandbox available? ---------------------------------------------------------
 
 
-def find_bwrap() -> str | None:
-    return shutil.which("bwrap")
+def find_bwrap(project: Path | None = None) -> str | None:
+    """``bwrap`` on ``PATH``, never from a folder a command could have written to.
+
+    Commands write the project; with a virtualenv of the project activated,
+    ``PATH`` starts inside it (``.venv/bin``). A ``bwrap`` planted there would
+    run the *next* command unconfined, as Polpo. So relative ``PATH`` entries
+    (the working directory is usually the project) and entries inside
+    ``project`` are skipped.
+    """
+    inside = os.path.realpath(project) if project is not None else None
+    folders = [
+        d
+        for d in os.environ.get("PATH", os.defpath).split(os.pathsep)
+        if os.path.isabs(d) and (inside is None or not _within(os.path.realpath(d), inside))
+    ]
+    return shutil.which("bwrap", path=os.pathsep.join(folders))
 
 
 _probe_lock = threading.Lock()
 _probed: dict[str, str | None] = {}
 
 
-def sandbox_problem() -> str | None:
+def sandbox_problem(project: Path | None = None) -> str | None:
     """None when bubblewrap works here; else one line saying why (naming the package)."""
-    bwrap = find_bwrap()
+    bwrap = find_bwrap(project)
     if bwrap is None:
         return (
             f"run_command needs {PACKAGE} (the bwrap command) to sandbox commands, and it is "
@@ -139,8 +155,9 @@ def _supports(bwrap: str, option: str) -> bool:
 # -- what the runner says at start -----------------------------------------------------
 
 
-def sandbox_warnings(config: PolpoConfig) -> list[str]:
+def sandbox_warnings(loaded: LoadedConfig) -> list[str]:
     """One line per agent whose ``run_command`` is unconfined or cannot run."""
+    config = loaded.config
     out: list[str] = []
     with_commands = [a for a in config.agents if "run_command" in a.tools]
     for a in with_commands:
@@ -152,15 +169,17 @@ def sandbox_warnings(config: PolpoConfig) -> list[str]:
             )
     boxed = [a.name for a in with_commands if a.sandbox == "bwrap"]
     if boxed:
-        problem = sandbox_problem()
+        problem = sandbox_problem(loaded.root) or exposed_problem(
+            exposed_paths(loaded), loaded.root
+        )
         if problem:
             who = ", ".join(f'"{n}"' for n in boxed)
             out.append(f"run_command will be refused for agent {who}: {problem}")
     return out
 
 
-def log_sandbox_warnings(config: PolpoConfig) -> None:
-    for line in sandbox_warnings(config):
+def log_sandbox_warnings(loaded: LoadedConfig) -> None:
+    for line in sandbox_warnings(loaded):
         log.warning("%s", line)
 
 
@@ -185,6 +204,47 @@ def own_paths(loaded: LoadedConfig) -> tuple[Path, ...]:
         if real not in out:
             out.append(real)
     return tuple(out)
+
+
+def exposed_paths(loaded: LoadedConfig) -> tuple[Path, ...]:
+    """Polpo's database and WhatsApp credentials when they are in the project but not
+    under ``.polpo/``: a command can write there, so no sandbox can keep them safe.
+
+    Hiding a file does not stop a command from renaming its folder (the file goes
+    with it, unhidden for the next command) or from creating the database's
+    ``-journal`` beside it, which SQLite would play back into the database.
+    ``.polpo/`` itself is an empty read-only mount inside the sandbox: it cannot
+    be renamed, and nothing can be created in it.
+    """
+    from polpo.store.engine import sqlite_path
+
+    root = os.path.realpath(loaded.root)
+    own_dir = os.path.realpath(loaded.polpo_dir)
+    found: list[Path] = []
+    db = sqlite_path(loaded.storage_url)
+    candidates = [db] if db is not None else []
+    for ch in loaded.config.settings.notifications.channels.values():
+        auth = getattr(ch, "auth_dir", None)
+        if isinstance(auth, str):
+            candidates.append(loaded.resolve(auth))
+    for p in candidates:
+        real = os.path.realpath(p)
+        if _within(real, root) and not _within(real, own_dir) and Path(real) not in found:
+            found.append(Path(real))
+    return tuple(found)
+
+
+def exposed_problem(exposed: Iterable[Path], root: Path) -> str | None:
+    """The refusal's line for :func:`exposed_paths` (None when there are none)."""
+    names = [os.path.relpath(p, os.path.realpath(root)) for p in exposed]
+    if not names:
+        return None
+    return (
+        f"Polpo's own {', '.join(names)} {'is' if len(names) == 1 else 'are'} inside the "
+        "project, where commands can write (they could move it aside and read it, or "
+        "change the database); keep Polpo's files under .polpo/ or outside the project "
+        "(settings.storage.url, authDir)"
+    )
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -362,11 +422,11 @@ def _walk_unreadable(tops: Iterable[str], budget: int) -> Iterator[Mask]:
                     yield Mask(e.path, False)
 
 
-def unavailable(policy: SandboxPolicy) -> ToolRefused | None:
+def unavailable(policy: SandboxPolicy, root: Path) -> ToolRefused | None:
     """The refusal to give when ``run_command`` cannot be sandboxed (None: it can)."""
     if policy.mode == "none":
         return None
-    problem = sandbox_problem()
+    problem = sandbox_problem(root) or exposed_problem(policy.exposed, root)
     if problem is None:
         return None
-    return ToolRefused(problem)
+    return ToolRefused(f"run_command is refused: {problem}" if policy.exposed else problem)

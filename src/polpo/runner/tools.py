@@ -42,6 +42,7 @@ from polpo.runner.sandbox import (
     SandboxPolicy,
     bwrap_argv,
     bwrap_env,
+    exposed_paths,
     find_bwrap,
     own_paths,
     sandbox_pid,
@@ -152,6 +153,7 @@ def workspace_for(
             hidden=own,
             read_only=tuple(Path(p) for p in agent.sandbox_read_only),
             agent=agent.name,
+            exposed=exposed_paths(loaded),
         ),
         protected=own,
         deadline=time.monotonic() + minutes * 60,
@@ -368,8 +370,8 @@ async def run_command(ws: Workspace, command: str) -> str:
 
 
 async def _run_sandboxed(ws: Workspace, command: str, seconds: float) -> CommandResult:
-    refusal = await asyncio.to_thread(unavailable, ws.sandbox)
-    bwrap = find_bwrap()
+    refusal = await asyncio.to_thread(unavailable, ws.sandbox, ws.root)
+    bwrap = find_bwrap(ws.root)
     if refusal is not None or bwrap is None:
         raise refusal or ToolRefused("bubblewrap (bwrap) is not installed")
     for fresh in (False, True):

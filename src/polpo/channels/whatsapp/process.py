@@ -33,7 +33,9 @@ def default_worker_command() -> list[str]:
     override = os.environ.get(WORKER_ENV, "").strip()
     if override:
         return shlex.split(override)
-    return [sys.executable, "-m", "polpo.channels.whatsapp.worker"]
+    # -P: ``python -m`` would put the working directory (the project, where agents
+    # write files) first on sys.path, and run a planted json.py outside the sandbox.
+    return [sys.executable, "-P", "-m", "polpo.channels.whatsapp.worker"]
 
 
 @dataclass(frozen=True)
