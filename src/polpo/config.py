@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
 from polpo.errors import ConfigError
 from polpo.peerid import PeerIdError, normalize_allow_entry, normalize_peer
+from polpo.sandbox_paths import read_only_refusal
 
 CONFIG_DIR = ".polpo"
 CONFIG_FILE = "polpo.json"
@@ -87,6 +88,14 @@ def _check_env_name(v: str | None) -> str | None:
     return v
 
 
+def _read_only_entry(entry: str) -> str:
+    """A ``sandboxReadOnly`` entry that would undo the sandbox (``/``, ``~``, ``/tmp``…) is an error."""
+    why = read_only_refusal(entry)
+    if why is not None:
+        raise ValueError(why)
+    return entry
+
+
 class AgentConfig(_Model):
     name: str
     role: str = ""
@@ -101,7 +110,9 @@ class AgentConfig(_Model):
     #: Whether ``run_command`` may reach the network from its sandbox.
     network: bool = False
     #: Folders the sandbox shows read-only though hidden otherwise (a toolchain in the home).
-    sandbox_read_only: list[str] = Field(default_factory=list)
+    sandbox_read_only: list[Annotated[str, AfterValidator(_read_only_entry)]] = Field(
+        default_factory=list
+    )
 
     @field_validator("name")
     @classmethod
@@ -116,16 +127,6 @@ class AgentConfig(_Model):
     @classmethod
     def _model_string(cls, v: str | None) -> str | None:
         return _check_model_string(v)
-
-    @field_validator("sandbox_read_only")
-    @classmethod
-    def _read_only_paths(cls, v: list[str]) -> list[str]:
-        for p in v:
-            if not p.startswith(("/", "~")):
-                raise ValueError(
-                    f'each entry must be an absolute path or start with "~"; got "{p}"'
-                )
-        return v
 
 
 class ProviderConfig(_Model):

@@ -51,6 +51,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from polpo.runner.refusal import ToolRefused
+from polpo.sandbox_paths import EMPTY_DIRS, MASKED_TOPS, read_only_refusal
+from polpo.sandbox_paths import within as _within
 
 if TYPE_CHECKING:
     from polpo.config import LoadedConfig
@@ -59,10 +61,6 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "bubblewrap"
 SandboxMode = Literal["bwrap", "none"]
-#: Replaced by fresh empty tmpfs (when they exist), besides the user's home directory.
-EMPTY_DIRS = ("/tmp", "/var/tmp", "/run", "/home", "/root", "/mnt", "/media", "/srv")
-#: Where files other users may not read are looked for, and hidden.
-MASKED_TOPS = ("/etc", "/var", "/opt", "/usr/local")
 #: Entries looked at when computing those masks (a few thousand on a usual system).
 MASK_BUDGET = 50_000
 MASK_TTL = 60.0
@@ -310,9 +308,12 @@ def bwrap_argv(
         if not any(_within(m.path, d) for d in empty):
             argv += ["--tmpfs", m.path] if m.is_dir else ["--ro-bind", "/dev/null", m.path]
     argv += ["--dir", home_in]
-    for extra in policy.read_only:
-        real = os.path.realpath(os.path.expanduser(str(extra)))
+    shown = shown_folders(policy, root_s, home)
+    for real in shown:
         argv += ["--ro-bind-try", real, real]
+    for m in masks:  # what other users may not read stays hidden inside a shown folder
+        if any(_within(m.path, s) for s in shown):
+            argv += ["--tmpfs", m.path] if m.is_dir else ["--ro-bind", "/dev/null", m.path]
     if policy.network:
         resolv = os.path.realpath("/etc/resolv.conf")
         if any(_within(resolv, d) for d in empty):  # e.g. systemd-resolved's file under /run
@@ -325,8 +326,12 @@ def bwrap_argv(
             continue  # the project itself (or a parent of it) cannot be hidden from itself
         if any(_within(ps, h) for h in hidden_dirs):
             continue  # already gone with its folder
-        if not _within(ps, root_s) and any(_within(ps, d) for d in empty):
-            continue  # under a fresh tmpfs: out of sight already
+        if (
+            not _within(ps, root_s)
+            and any(_within(ps, d) for d in empty)
+            and not any(_within(ps, s) for s in shown)
+        ):
+            continue  # under a fresh tmpfs (and no shown folder): out of sight already
         if os.path.isdir(ps):
             argv += ["--tmpfs", ps, "--remount-ro", ps]
             hidden_dirs.append(ps)
@@ -338,6 +343,29 @@ def bwrap_argv(
     argv += ["--setenv", "LANG", os.environ.get("LANG") or "C.UTF-8"]
     argv += ["--", "/bin/sh", "-c", command]
     return argv
+
+
+def shown_folders(policy: SandboxPolicy, root: str, home: str) -> list[str]:
+    """The real paths of ``sandboxReadOnly`` to show, checked again at every command.
+
+    The config is checked at load (:func:`polpo.sandbox_paths.read_only_refusal`),
+    but what a path resolves to can change: a listed folder inside the project is
+    the agent's to swap for a symlink (to ``/``, to ``~/.ssh``), so it is never
+    shown (the project is there anyway), and an entry that now resolves to a
+    folder the sandbox must hide is skipped.
+    """
+    out: list[str] = []
+    for entry in policy.read_only:
+        path = os.path.normpath(os.path.expanduser(str(entry)))
+        real = os.path.realpath(path)
+        why = read_only_refusal(str(entry), home)
+        if why is None and (_within(path, root) or _within(real, root)):
+            why = f'"{entry}" is inside the project, where commands write; it is there anyway'
+        if why is not None:
+            log.warning("sandbox of agent %s: sandboxReadOnly not shown: %s", policy.agent, why)
+        elif real not in out:
+            out.append(real)
+    return out
 
 
 def sandbox_pid(status: str) -> int | None:
@@ -353,10 +381,6 @@ def sandbox_pid(status: str) -> int | None:
             if isinstance(doc, dict) and isinstance(doc.get("child-pid"), int):
                 return int(doc["child-pid"])
     return None
-
-
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 # -- files other users may not read -------------------------------------------------------
