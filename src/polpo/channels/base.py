@@ -14,6 +14,42 @@ MessageKind = Literal["text", "edit", "reaction", "media", "unsupported", "undec
 TextFormat = Literal["whatsapp", "telegram", "plain"]
 
 
+MediaKind = Literal["voice", "audio", "image", "video", "document", "sticker"]
+MEDIA_KINDS: tuple[str, ...] = ("voice", "audio", "image", "video", "document", "sticker")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What a message carries besides text: a voice note, a picture, a file.
+
+    Only its description travels with the message; the bytes are fetched on
+    demand (``fetch_attachment`` on channels that can), so nothing of a
+    sender who is not admitted is ever downloaded.
+    """
+
+    kind: MediaKind
+    mime: str = ""
+    #: bytes, as the sender declared them
+    size: int = 0
+    #: the length of a voice note, audio or video
+    seconds: int = 0
+    #: a document's file name, as the sender gave it
+    name: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Attachment | None:
+        """Back from ``asdict``; None for anything that is not a valid description."""
+        if not isinstance(data, dict) or data.get("kind") not in MEDIA_KINDS:
+            return None
+        fields = {"mime": str, "size": int, "seconds": int, "name": str}
+        values: dict[str, Any] = {"kind": data["kind"]}
+        for name, kind in fields.items():
+            value = data.get(name)
+            if isinstance(value, kind) and not isinstance(value, bool):
+                values[name] = value
+        return cls(**values)
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     """One message as it arrived, channel-neutral.
@@ -46,6 +82,8 @@ class InboundMessage:
     lid: str | None = None
     #: delivered late, after a reconnect (offline catch-up)
     offline: bool = False
+    #: a voice note, picture or file the message carries (described, not downloaded)
+    attachment: Attachment | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,7 +91,10 @@ class InboundMessage:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InboundMessage:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "attachment" in values:
+            values["attachment"] = Attachment.from_dict(values["attachment"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

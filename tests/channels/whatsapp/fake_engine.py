@@ -91,6 +91,11 @@ class FakeClient:
             ID=f"3EB0F{self._run}{self._sent:04d}", Timestamp=int(time.time() * 1000)
         )
 
+    def download_any(self, message: Any) -> bytes:
+        """The file's bytes, from ``DIR/engine_media.bin`` (WhatsApp's media servers)."""
+        self._log(type="download")
+        return (self.dir / "engine_media.bin").read_bytes()
+
     def send_presence(self, presence: Any) -> None:
         self._log(type="presence", presence=presence.value.decode())
 

@@ -36,7 +36,7 @@ Scenarios:
                whose id it already has, like WhatsApp's apps; answers ``sent`` after
                DIR/fake_send_delay seconds (default 0)
 
-Every scenario answers logout with logged_out.
+Every scenario answers logout with logged_out, and download with a small file.
 """
 
 from __future__ import annotations
@@ -197,6 +197,11 @@ def main() -> int:
             if scenario == "phone" and run == 1:
                 for m in json.loads((auth_dir / "fake_messages.json").read_text()):
                     emit(p.MessageReceived(message=m))
+        elif isinstance(command, p.Download):
+            data = b"fake file for " + command.message_id.encode()
+            Path(command.path).parent.mkdir(parents=True, exist_ok=True)
+            Path(command.path).write_bytes(data)
+            emit(p.Downloaded(ref=command.ref, path=command.path, size=len(data)))
         elif isinstance(command, p.Ack):
             if messages:
                 emit(p.MessageReceived(message=messages.pop(0)))

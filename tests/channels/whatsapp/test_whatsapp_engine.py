@@ -253,3 +253,59 @@ async def test_a_part_sent_again_with_its_id_after_a_crash_is_not_sent_twice(
     assert sent_ids[0] == sent_ids[1]  # answered from the ledger: WhatsApp's id of the first
     sends = [e for e in engine_log(auth) if e["type"] == "send"]
     assert len(sends) == 1
+
+
+async def test_an_admitted_voice_note_is_fetched_on_demand_and_bounded(auth: Path) -> None:
+    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import AudioMessage
+
+    voice = MessageEv(
+        Info=MessageInfo(
+            ID="V1",
+            Timestamp=1_800_000_000_000,
+            MessageSource=MessageSource(Chat=phone(FRIEND), Sender=phone(FRIEND)),
+        ),
+        Message=Message(
+            audioMessage=AudioMessage(
+                mimetype="audio/ogg; codecs=opus", fileLength=2_000, seconds=4, PTT=True
+            )
+        ),
+    )
+    script(
+        auth,
+        {"event": "Message", "b64": base64.b64encode(voice.SerializePartialToString()).decode()},
+    )
+    (auth / "engine_media.bin").write_bytes(b"OggS" + b"\x00" * 1996)
+    media = auth.parent / "media"
+    session = WorkerSession(auth, ENGINE_WORKER)
+    await session.start()
+    try:
+        await session.send(p.Connect())
+        seen: list[p.Event] = []
+        while not received(seen):
+            event = await session.next_event(20)
+            assert event is not None
+            seen.append(event)
+        note = next(e.inbound() for e in seen if isinstance(e, p.MessageReceived))
+        assert note.kind == "media" and note.attachment is not None
+        assert (note.attachment.kind, note.attachment.seconds) == ("voice", 4)
+        # nothing is downloaded until asked; too big is refused from the declared size
+        await session.send(
+            p.Download(ref="d1", message_id="V1", path=str(media / "a.ogg"), max_bytes=1_000)
+        )
+        too_big = await session.next_event(20)
+        assert isinstance(too_big, p.Error) and too_big.ref == "d1" and "too big" in too_big.message
+        assert not any(e["type"] == "download" for e in engine_log(auth))
+        await session.send(
+            p.Download(ref="d2", message_id="V1", path=str(media / "a.ogg"), max_bytes=10_000)
+        )
+        done = await session.next_event(20)
+        assert done == p.Downloaded(ref="d2", path=str(media / "a.ogg"), size=2_000)
+        await session.send(
+            p.Download(ref="d3", message_id="never", path=str(media / "b.ogg"), max_bytes=10_000)
+        )
+        missing = await session.next_event(20)
+        assert isinstance(missing, p.Error) and missing.ref == "d3"
+    finally:
+        await session.close()
+    assert (media / "a.ogg").read_bytes().startswith(b"OggS")
+    assert (media / "a.ogg").stat().st_mode & 0o777 == 0o600

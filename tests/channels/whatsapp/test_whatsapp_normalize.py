@@ -484,3 +484,40 @@ def test_random_bytes_that_parse_as_a_message_event_never_raise(data: bytes) -> 
     except DecodeError:
         return
     normalize(e, own=OWN, sent_ids={"x"})
+
+
+# -- attachments ------------------------------------------------------------------------
+
+
+def test_a_voice_note_a_picture_and_a_document_are_described_not_downloaded() -> None:
+    from polpo.channels.base import Attachment
+
+    voice = Message(
+        audioMessage=AudioMessage(
+            mimetype="audio/ogg; codecs=opus", fileLength=12_345, seconds=7, PTT=True
+        )
+    )
+    m = normalize(ev(voice), own=OWN)
+    assert m is not None and (m.kind, m.text) == ("media", "")
+    assert m.attachment == Attachment("voice", "audio/ogg; codecs=opus", 12_345, 7)
+    photo = Message(imageMessage=ImageMessage(caption="look", mimetype="image/jpeg", fileLength=99))
+    m = normalize(ev(photo), own=OWN)
+    assert m is not None and (m.kind, m.text) == ("text", "look")
+    assert m.attachment == Attachment("image", "image/jpeg", 99)
+    doc = Message(
+        documentWithCaptionMessage=FutureProofMessage(
+            message=Message(
+                documentMessage=DocumentMessage(
+                    fileName="plan.pdf", mimetype="application/pdf", fileLength=5
+                )
+            )
+        )
+    )
+    m = normalize(ev(doc), own=OWN)
+    assert m is not None and m.attachment == Attachment(
+        "document", "application/pdf", 5, name="plan.pdf"
+    )
+    song = normalize(ev(Message(audioMessage=AudioMessage(mimetype="audio/mpeg"))), own=OWN)
+    assert song is not None and song.attachment is not None and song.attachment.kind == "audio"
+    plain = normalize(ev(text("no file")), own=OWN)
+    assert plain is not None and plain.attachment is None

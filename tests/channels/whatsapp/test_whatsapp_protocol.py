@@ -179,3 +179,25 @@ def test_typed_payloads_with_random_fields_decode_or_raise_protocol_error(
 ) -> None:
     with contextlib.suppress(p.ProtocolError):
         p.decode_event(json.dumps({"type": kind, **payload}))
+
+
+def test_an_attachment_travels_with_its_message_and_a_bad_one_is_refused() -> None:
+    from polpo.channels.base import Attachment, InboundMessage
+
+    message = InboundMessage(
+        channel="whatsapp",
+        peer="39123456789",
+        chat_id="39123456789@s.whatsapp.net",
+        message_id="V1",
+        text="",
+        timestamp=1.0,
+        kind="media",
+        attachment=Attachment("voice", "audio/ogg", 10, 3),
+    )
+    line = p.encode(p.MessageReceived(message=p.inbound_to_wire(message)))
+    back = p.decode_event(line)
+    assert isinstance(back, p.MessageReceived) and back.inbound() == message
+    assert InboundMessage.from_dict(message.to_dict()) == message  # as the inbox stores it
+    bad = line.replace('"kind":"voice"', '"kind":"hologram"')
+    with pytest.raises(p.ProtocolError, match="attachment"):
+        p.decode_event(bad)

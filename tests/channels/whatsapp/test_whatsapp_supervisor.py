@@ -367,3 +367,37 @@ async def test_missed_keepalives_degrade_the_channel_but_sends_still_go_out(
     assert sent.message_id == "M1-1"
     await changes.wait_for(lambda: ch.status().state == "connected")
     assert listener.states() == ["starting", "connecting", "connected", "degraded", "connected"]
+
+
+async def test_an_attachment_is_fetched_through_the_worker_into_the_media_folder(
+    make_channel: Factory, listener: RecordingListener, changes: Changes, tmp_path: Path
+) -> None:
+    from polpo.channels.base import Attachment
+
+    ch = make_channel("ok")
+    await ch.start(listener)
+    await changes.wait_for(lambda: ch.status().state == "connected")
+    note = InboundMessage(
+        channel="whatsapp",
+        peer="39123456789",
+        chat_id=CHAT,
+        message_id="V1",
+        text="",
+        timestamp=1.0,
+        kind="media",
+        attachment=Attachment("voice", "audio/ogg; codecs=opus", 20, 2),
+    )
+    media = tmp_path / "media"
+    path = await ch.fetch_attachment(note, media, max_bytes=1_000)
+    assert path.parent == media and path.suffix == ".ogg"
+    assert path.read_bytes() == b"fake file for V1"
+    assert "39123456789" not in path.name  # named by a digest, nothing of the sender
+    assert await ch.fetch_attachment(note, media, max_bytes=1_000) == path  # once
+    await ch.stop()
+    assert [e["type"] for e in fake_log(auth_dir_of(ch))].count("download") == 1
+    with pytest.raises(ChannelError):  # not connected
+        await ch.fetch_attachment(note, media, max_bytes=1_000)
+
+
+def auth_dir_of(ch: WhatsAppChannel) -> Path:
+    return ch.auth_dir

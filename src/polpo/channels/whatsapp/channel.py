@@ -55,6 +55,7 @@ from polpo.channels.whatsapp.login import (
     LoginOptions,
     LoginState,
 )
+from polpo.channels.whatsapp.media import Downloads
 from polpo.channels.whatsapp.outbound import MAX_TEXT, Outbound, OutboundOptions, mint_message_id
 from polpo.channels.whatsapp.ownership import Ownership, OwnershipOptions
 from polpo.channels.whatsapp.process import EXIT_FATAL, WorkerOptions, WorkerProcess
@@ -131,6 +132,7 @@ class WhatsAppChannel:
             connected=lambda: self._state in ("connected", "degraded"),
         )
         self.login = LoginState()
+        self.downloads = Downloads(write=self._write, timeout=self.outbound.options.send_timeout)
 
         self._listener: ChannelListener | None = None
         self._task: asyncio.Task[None] | None = None
@@ -428,6 +430,7 @@ class WhatsAppChannel:
             self._proc = None
             self._connected_since = None
             self.outbound.fail_pending("the WhatsApp worker exited")
+            self.downloads.fail_pending("the WhatsApp worker exited")
         if run.outcome is not None:
             return run.outcome, run
         if self._stopping:
@@ -450,6 +453,8 @@ class WhatsAppChannel:
             await inbox.put(event.inbound())
         elif isinstance(event, p.Sent):
             self.outbound.on_sent(event)
+        elif isinstance(event, p.Downloaded):
+            self.downloads.on_downloaded(event)
         elif isinstance(event, p.Connected):
             run.connected = True
             self._connected_since = self.timing.clock.now()
@@ -499,7 +504,10 @@ class WhatsAppChannel:
 
     async def _on_error(self, event: p.Error, run: WorkerRun) -> None:
         if event.ref:
-            self.outbound.on_failed(event)
+            if self.downloads.owns(event.ref):
+                self.downloads.on_failed(event)
+            else:
+                self.outbound.on_failed(event)
             return
         if not event.fatal:  # the worker goes on; the connection state is unchanged
             log.info("whatsapp: the worker reported: %s", event.message)
@@ -556,6 +564,17 @@ class WhatsAppChannel:
 
     async def mark_read(self, message: InboundMessage) -> None:
         await self.outbound.mark_read(message)
+
+    async def fetch_attachment(
+        self, message: InboundMessage, directory: Path, *, max_bytes: int
+    ) -> Path:
+        """Download ``message``'s voice note, picture or file into ``directory``.
+
+        For the gateway, and only for admitted peers. Raises ``ChannelError``:
+        not connected (retryable), too big, no longer at hand (the worker
+        restarted since), or WhatsApp refused it."""
+        self._require_connected()
+        return await self.downloads.fetch(message, directory, max_bytes)
 
     def _require_connected(self) -> None:
         if self._state not in ("connected", "degraded") or self._proc is None:

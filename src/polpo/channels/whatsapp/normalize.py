@@ -43,7 +43,7 @@ from neonize.proto.Neonize_pb2 import JID, UndecryptableMessage
 from neonize.proto.Neonize_pb2 import Message as MessageEv
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message, ProtocolMessage
 
-from polpo.channels.base import InboundMessage, MessageKind
+from polpo.channels.base import Attachment, InboundMessage, MediaKind, MessageKind
 
 CHANNEL = "whatsapp"
 
@@ -144,6 +144,7 @@ def normalize(
     if parsed is None:
         return None
     kind, text, target_id, quoted_id, edit_stamp = parsed
+    attachment = _attachment(content) if kind in ("text", "media") else None
 
     is_group = source.IsGroup or chat.Server == GROUP_SERVER
     sender = _sender_jid(source, is_group=is_group)
@@ -181,6 +182,7 @@ def normalize(
         reaction=text if kind == "reaction" else None,
         target_id=target_id,
         lid=lid,
+        attachment=attachment,
     )
 
 
@@ -303,6 +305,48 @@ def _content(message: Message) -> _Parsed | None:
     if any(n in _MEDIA for n in content):
         return "media", "", None, _quoted(message, content), 0
     return "unsupported", "", None, None, 0
+
+
+#: message types that carry a file, and what kind of attachment each is
+_ATTACHMENTS: dict[str, MediaKind] = {
+    "audioMessage": "audio",
+    "imageMessage": "image",
+    "videoMessage": "video",
+    "ptvMessage": "video",
+    "documentMessage": "document",
+    "stickerMessage": "sticker",
+}
+
+
+def _attachment(message: Message) -> Attachment | None:
+    """The voice note, picture or file ``message`` carries, described (not downloaded)."""
+    if message.HasField("conversation") or message.HasField("extendedTextMessage"):
+        return None
+    inner, present = _unwrap(message)
+    for name in present:
+        kind = _ATTACHMENTS.get(name)
+        if kind is None:
+            continue
+        media: Any = getattr(inner, name)
+        if name == "audioMessage" and media.PTT:
+            kind = "voice"
+        return Attachment(
+            kind=kind,
+            mime=str(media.mimetype),
+            size=max(0, int(media.fileLength)),
+            seconds=int(getattr(media, "seconds", 0) or 0),
+            name=str(getattr(media, "fileName", "") or ""),
+        )
+    return None
+
+
+def declared_size(message: Message) -> int | None:
+    """The size the sender declared for the file ``message`` carries; None: no file."""
+    inner, present = _unwrap(message)
+    for name in present:
+        if name in _ATTACHMENTS:
+            return max(0, int(getattr(inner, name).fileLength))
+    return None
 
 
 def _protocol(proto: ProtocolMessage) -> _Parsed | None:

@@ -21,7 +21,7 @@ import typing
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Union
 
-from polpo.channels.base import InboundMessage
+from polpo.channels.base import Attachment, InboundMessage
 
 #: Bumped when a message changes incompatibly.
 PROTOCOL_VERSION = 1
@@ -99,6 +99,18 @@ class Ack:
 
 
 @dataclass(frozen=True)
+class Download:
+    """Fetch the attachment of message ``message_id`` into ``path`` (a new file), if it
+    is no bigger than ``max_bytes``; answered with ``downloaded`` or ``error`` (``ref``)."""
+
+    TYPE: ClassVar[str] = "download"
+    ref: str
+    message_id: str
+    path: str
+    max_bytes: int
+
+
+@dataclass(frozen=True)
 class Logout:
     """Unlink this device on WhatsApp's side; answered with ``logged_out`` or ``error``."""
 
@@ -113,7 +125,9 @@ class Stop:
     TYPE: ClassVar[str] = "stop"
 
 
-Command = Union[Connect, PairPhone, SendText, Typing, MarkRead, Ack, Logout, Stop]  # noqa: UP007
+Command = Union[  # noqa: UP007
+    Connect, PairPhone, SendText, Typing, MarkRead, Ack, Download, Logout, Stop
+]
 
 # -- events (worker → parent) ------------------------------------------------------
 
@@ -230,6 +244,16 @@ class Sent:
 
 
 @dataclass(frozen=True)
+class Downloaded:
+    """``download`` ``ref`` is in ``path``: ``size`` bytes."""
+
+    TYPE: ClassVar[str] = "downloaded"
+    ref: str
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
 class Error:
     """Something failed. With ``ref``: that command failed. ``fatal``: the worker
     exits next; ``retryable``: trying again later (or a restart) may work."""
@@ -255,11 +279,12 @@ Event = Union[  # noqa: UP007
     MessageReceived,
     Receipt,
     Sent,
+    Downloaded,
     Error,
 ]
 
 COMMANDS: dict[str, type[Any]] = {
-    c.TYPE: c for c in (Connect, PairPhone, SendText, Typing, MarkRead, Ack, Logout, Stop)
+    c.TYPE: c for c in (Connect, PairPhone, SendText, Typing, MarkRead, Ack, Download, Logout, Stop)
 }
 EVENTS: dict[str, type[Any]] = {
     e.TYPE: e
@@ -276,6 +301,7 @@ EVENTS: dict[str, type[Any]] = {
         MessageReceived,
         Receipt,
         Sent,
+        Downloaded,
         Error,
     )
 }
@@ -419,13 +445,17 @@ _INBOUND_OPTIONAL: dict[str, Any] = {
     "target_id": str | None,
     "lid": str | None,
     "offline": bool,
+    "attachment": dict[str, Any] | None,
 }
 _KINDS = ("text", "edit", "reaction", "media", "unsupported", "undecryptable")
 
 
 def inbound_to_wire(message: InboundMessage) -> dict[str, Any]:
     """The ``message`` event's payload: ``InboundMessage.to_dict()``, without its deep copy."""
-    return dict(vars(message))
+    data = dict(vars(message))
+    if message.attachment is not None:
+        data["attachment"] = dict(vars(message.attachment))
+    return data
 
 
 def inbound_from_wire(data: dict[str, Any]) -> InboundMessage:
@@ -442,6 +472,8 @@ def inbound_from_wire(data: dict[str, Any]) -> InboundMessage:
         raise ProtocolError(f'message event: "message.kind" must be one of {", ".join(_KINDS)}')
     if not data["message_id"]:
         raise ProtocolError('message event: "message.message_id" is empty')
+    if data.get("attachment") is not None and Attachment.from_dict(data["attachment"]) is None:
+        raise ProtocolError('message event: "message.attachment" is not an attachment')
     message = InboundMessage.from_dict(data)
     return message if isinstance(message.timestamp, float) else _float_ts(message)
 
@@ -463,6 +495,8 @@ __all__ = [
     "Connected",
     "Degraded",
     "Disconnected",
+    "Download",
+    "Downloaded",
     "Error",
     "Event",
     "LoggedOut",

@@ -236,6 +236,8 @@ class Worker:
             self.typing(command)
         elif isinstance(command, p.MarkRead):
             self.mark_read(command)
+        elif isinstance(command, p.Download):
+            self.download(command)
         elif isinstance(command, p.Logout):
             self.logout(command)
         elif isinstance(command, p.Stop):
@@ -758,6 +760,46 @@ class Worker:
             )
         except Exception as e:
             log.debug("whatsapp worker: mark read in %s failed: %s", command.chat, e)
+
+    def download(self, command: p.Download) -> None:
+        """An attachment the parent wants (an admitted peer's): into a new 0600 file."""
+        from polpo.channels.whatsapp.normalize import declared_size
+
+        def refuse(why: str, retryable: bool = False) -> None:
+            self.out.emit(
+                p.Error(message=why, ref=command.ref, code="download_failed", retryable=retryable)
+            )
+
+        known = self.recent.get(command.message_id)
+        if known is None:
+            refuse("that message is no longer at hand (received before the worker restarted)")
+            return
+        declared = declared_size(known.content)
+        if declared is None:
+            refuse("that message carries no file")
+            return
+        if declared > command.max_bytes:
+            refuse(f"the file is too big ({declared} bytes; at most {command.max_bytes})")
+            return
+        try:
+            data = self._require_client().download_any(known.content)
+        except Exception as e:
+            refuse(f"download failed: {_short(str(e))}", retryable=True)
+            return
+        data = bytes(data or b"")
+        if len(data) > command.max_bytes:
+            refuse(f"the file is too big ({len(data)} bytes; at most {command.max_bytes})")
+            return
+        path = Path(command.path)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            refuse(f"cannot write {path}: {e}")
+            return
+        self.out.emit(p.Downloaded(ref=command.ref, path=str(path), size=len(data)))
 
     def logout(self, command: p.Logout) -> None:
         try:
