@@ -171,6 +171,36 @@ BAD: list[tuple[str, dict[str, Any] | list[Any], str, str]] = [
         "settings.providers.p.apiKeyEnv",
         "environment variable name",
     ),
+    (
+        "transcription model without a provider",
+        {"project": "x", "settings": {"chat": {"transcriptionModel": "whisper-1"}}},
+        "settings.chat.transcriptionModel",
+        'must look like "provider:model"',
+    ),
+    (
+        "transcription on an unknown provider",
+        {"project": "x", "settings": {"chat": {"transcriptionModel": "box:whisper"}}},
+        "settings.chat.transcriptionModel",
+        "add settings.providers.box",
+    ),
+    (
+        "image models with a provider prefix",
+        {"project": "x", "settings": {"providers": {"p": {"imageModels": ["p:vision"]}}}},
+        "settings.providers.p.imageModels",
+        "model name of this provider",
+    ),
+    (
+        "audio cap of zero",
+        {"project": "x", "settings": {"media": {"maxAudioSeconds": 0}}},
+        "settings.media.maxAudioSeconds",
+        "≥ 1",
+    ),
+    (
+        "documents switched on with a string",
+        {"project": "x", "settings": {"media": {"saveDocuments": "yes"}}},
+        "settings.media.saveDocuments",
+        "must be true or false",
+    ),
     ("not an object", [1, 2], "(root)", "must be a JSON object"),
 ]
 

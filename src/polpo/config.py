@@ -132,6 +132,9 @@ class AgentConfig(_Model):
 class ProviderConfig(_Model):
     base_url: str | None = None
     api_key_env: str | None = None
+    #: This provider's models that accept pictures (names or glob patterns, ``["*"]``: all):
+    #: a picture sent to the chat then reaches the model; otherwise the reply says it cannot.
+    image_models: list[str] = Field(default_factory=list)
 
     @field_validator("base_url")
     @classmethod
@@ -144,6 +147,20 @@ class ProviderConfig(_Model):
     @classmethod
     def _env(cls, v: str | None) -> str | None:
         return _check_env_name(v)
+
+    @field_validator("image_models")
+    @classmethod
+    def _image_models(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not name.strip() or ":" in name:
+                raise ValueError(
+                    f'each entry must be a model name of this provider (no "provider:" prefix), '
+                    f'like "gpt-4.1*"; got "{name}"'
+                )
+        return v
+
+    def accepts_images(self, model_name: str) -> bool:
+        return any(fnmatch.fnmatchcase(model_name, pattern) for pattern in self.image_models)
 
 
 #: Overrides ``settings.storage.url`` (deployments keep the database password here).
@@ -320,6 +337,30 @@ class ChatConfig(_Model):
     turn_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 120
     #: Approximate token budget for the stored history sent with each turn.
     history_max_tokens: Annotated[int, Field(ge=500)] = 12_000
+    #: Transcribes voice notes (``provider:model``, e.g. ``openai:whisper-1``) through the
+    #: provider's OpenAI-compatible ``/audio/transcriptions``; None: voice notes are declined.
+    transcription_model: str | None = None
+
+    @field_validator("transcription_model")
+    @classmethod
+    def _model_string(cls, v: str | None) -> str | None:
+        return _check_model_string(v)
+
+
+class MediaConfig(_Model):
+    """Voice notes, pictures and files sent to the gateway (admitted peers only)."""
+
+    #: Longest voice note or audio transcribed, in seconds (as the sender's app declares it).
+    max_audio_seconds: Annotated[int, Field(ge=1, le=3600)] = 300
+    #: Largest voice note or audio downloaded (bytes).
+    max_audio_bytes: Annotated[int, Field(ge=1, le=100_000_000)] = 16_000_000
+    #: Largest picture downloaded and shown to the chat model (bytes).
+    max_image_bytes: Annotated[int, Field(ge=1, le=100_000_000)] = 10_000_000
+    #: Files (documents) sent to the gateway are saved under the project's ``inbox/``
+    #: folder (never opened or run); off: the sender is told files are not taken.
+    save_documents: bool = False
+    #: Largest file saved under ``inbox/`` (bytes).
+    max_document_bytes: Annotated[int, Field(ge=1, le=1_000_000_000)] = 25_000_000
 
 
 class RunnerConfig(_Model):
@@ -339,6 +380,7 @@ class Settings(_Model):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     chat: ChatConfig = Field(default_factory=ChatConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
     @field_validator("orchestrator_model")
@@ -401,6 +443,10 @@ def _cross_issues(cfg: PolpoConfig) -> Iterator[tuple[str, str]]:
     if cfg.settings.orchestrator_model:
         yield from _provider_issue(
             "settings.orchestratorModel", cfg.settings.orchestrator_model, providers
+        )
+    if cfg.settings.chat.transcription_model:
+        yield from _provider_issue(
+            "settings.chat.transcriptionModel", cfg.settings.chat.transcription_model, providers
         )
     gate_names: set[str] = set()
     for gi, gate in enumerate(cfg.settings.approval_gates):

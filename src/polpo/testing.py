@@ -9,13 +9,13 @@ the model was (or was not) reached.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from polpo.channels.memory import MemoryChannel, SentMessage
-from polpo.llm.base import ChatReply
+from polpo.llm.base import ChatReply, Picture
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -29,6 +29,7 @@ class ResponderCall:
     peer_id: str
     text: str
     history: list[Any]
+    pictures: list[Picture] = field(default_factory=list)
 
 
 @dataclass
@@ -42,8 +43,10 @@ class RecordingResponder:
     answer: Callable[[str], str] = field(default=lambda text: f"echo: {text}")
     calls: list[ResponderCall] = field(default_factory=list)
 
-    async def respond(self, *, peer_id: str, text: str, history: list[Any]) -> ChatReply:
-        self.calls.append(ResponderCall(peer_id, text, list(history)))
+    async def respond(
+        self, *, peer_id: str, text: str, history: list[Any], pictures: Sequence[Picture] = ()
+    ) -> ChatReply:
+        self.calls.append(ResponderCall(peer_id, text, list(history), list(pictures)))
         return ChatReply(self.answer(text), [*history, {"user": text[:200]}])
 
 

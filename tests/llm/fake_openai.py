@@ -1,14 +1,17 @@
 """A fake OpenAI-compatible server on 127.0.0.1: the LLM vendor, faked at the wire.
 
-It answers ``POST …/chat/completions`` (and anything else, so a wrong path is
-seen, not hung on) from a script of replies, and records every request.
+It answers ``POST …/chat/completions`` from a script of replies and ``POST
+…/audio/transcriptions`` (a multipart upload) from a script of transcripts;
+anything else gets 404, so a wrong path is seen, not hung on. Every request
+is recorded; an upload's fields are in ``body`` (the file as ``file`` — its
+name, type and bytes).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,12 +28,23 @@ class Received:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A file sent in a multipart form."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
 @dataclass
 class FakeOpenAI:
     #: each reply: a chat.completion JSON body, an HTTP status code (error), or CLOSE
     replies: list[dict[str, Any] | int | str]
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    #: each answer to ``/audio/transcriptions``: the transcript, or an HTTP status code
+    transcripts: list[str | int] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -40,6 +54,33 @@ class FakeOpenAI:
         if len(self.replies) > 1:
             return self.replies.pop(0)
         return self.replies[0]  # the last reply repeats
+
+    def next_transcript(self) -> str | int:
+        if not self.transcripts:
+            return 404
+        if len(self.transcripts) > 1:
+            return self.transcripts.pop(0)
+        return self.transcripts[0]
+
+
+def multipart_fields(content_type: str, raw: bytes) -> dict[str, Any]:
+    """The fields of a ``multipart/form-data`` body: text as str, files as :class:`Upload`."""
+    import email
+    from email import policy
+
+    parsed = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=policy.HTTP
+    )
+    fields: dict[str, Any] = {}
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            fields[str(name)] = Upload(filename, part.get_content_type(), data)
+        else:
+            fields[str(name)] = data.decode()
+    return fields
 
 
 def completion(
@@ -73,21 +114,34 @@ def completion(
 
 
 @contextmanager
-def fake_openai(replies: list[dict[str, Any] | int | str]) -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI(list(replies))
+def fake_openai(
+    replies: list[dict[str, Any] | int | str], *, transcripts: Sequence[str | int] = ()
+) -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI(list(replies), transcripts=list(transcripts))
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length)
+            content_type = self.headers.get("content-type") or ""
             try:
-                body = json.loads(raw or b"{}")
+                if content_type.startswith("multipart/form-data"):
+                    body = multipart_fields(content_type, raw)
+                else:
+                    body = json.loads(raw or b"{}")
             except ValueError:
                 body = {"_raw": raw.decode("utf-8", "replace")}
             fake.received.append(
                 Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
             )
-            reply = fake.next_reply() if self.path.endswith("/chat/completions") else 404
+            reply: dict[str, Any] | int | str
+            if self.path.endswith("/audio/transcriptions"):
+                said = fake.next_transcript()
+                reply = {"text": said} if isinstance(said, str) else said
+            elif self.path.endswith("/chat/completions"):
+                reply = fake.next_reply()
+            else:
+                reply = 404
             if reply == CLOSE:
                 self.close_connection = True
                 return

@@ -148,3 +148,40 @@ async def test_a_closed_connection_gives_an_apology(open_project: OpenProject) -
     assert reply.text == chat_module.APOLOGY_MODEL
     assert reply.error is not None
     assert len(server.received) == 1
+
+
+async def test_a_picture_reaches_the_model_as_an_image_part_and_not_the_history(
+    open_project: OpenProject,
+) -> None:
+    import base64
+
+    from polpo.llm.base import Picture
+    from polpo.llm.history import PICTURE_NOTE
+
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(64)
+    with fake_openai([completion(text="A red bicycle."), completion(text="Yes.")]) as server:
+        app = await open_project(
+            orchestratorModel="local:vision", providers={"local": {"baseUrl": server.base_url}}
+        )
+        agent = ChatAgent(app)
+        reply = await agent.respond(
+            peer_id=PEER,
+            text="what is this?",
+            history=[],
+            pictures=[Picture(jpeg, "image/jpeg")],
+        )
+        stored = json.loads(json.dumps(reply.history))
+        await agent.respond(peer_id=PEER, text="is it mine?", history=stored)
+
+    assert reply.text == "A red bicycle."
+    content = server.received[0].body["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "what is this?"}
+    image = content[1]
+    assert image["type"] == "image_url"
+    assert image["image_url"]["url"] == "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    # the stored history holds words only: no picture bytes in the database
+    assert base64.b64encode(jpeg).decode()[:20] not in json.dumps(stored)
+    assert PICTURE_NOTE in json.dumps(stored)
+    later = server.received[1].body["messages"][1]
+    assert later["role"] == "user" and "what is this?" in json.dumps(later)
+    assert "image_url" not in json.dumps(server.received[1].body)

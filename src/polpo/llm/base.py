@@ -8,8 +8,21 @@ responder before it is handed back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A picture for the chat model to see with the turn's text (a photo sent on WhatsApp).
+
+    Only the turn sees its bytes: the stored history keeps a short note in
+    its place, so pictures never reach the database."""
+
+    data: bytes
+    #: ``image/jpeg``, ``image/png``, ``image/webp``, ``image/gif``
+    mime: str
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,11 @@ class ChatReply:
 
 
 class Responder(Protocol):
-    async def respond(self, *, peer_id: str, text: str, history: list[Any]) -> ChatReply:
-        """Run one chat turn for ``peer_id``. Never raises for model or network errors."""
+    async def respond(
+        self, *, peer_id: str, text: str, history: list[Any], pictures: Sequence[Picture] = ()
+    ) -> ChatReply:
+        """Run one chat turn for ``peer_id``. Never raises for model or network errors.
+
+        ``pictures`` are passed only when the message carried some (and the
+        model accepts them), so a responder that never sees any may omit it."""
         ...

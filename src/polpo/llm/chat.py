@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic_ai import Agent, UsageLimits, capture_run_messages
@@ -25,12 +26,19 @@ from pydantic_ai.exceptions import (
     ModelRateLimitError,
     UsageLimitExceeded,
 )
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import (
+    BinaryContent,
+    ModelMessage,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    UserContent,
+)
 from pydantic_ai.models import Model
 
 from polpo.clock import Clock
 from polpo.errors import ModelNotConfiguredError
-from polpo.llm.base import ChatReply
+from polpo.llm.base import ChatReply, Picture
 from polpo.llm.chat_prompt import chat_instructions
 from polpo.llm.chat_tools import CHAT_TOOLS, ChatDeps
 from polpo.llm.history import (
@@ -105,19 +113,23 @@ class ChatAgent:
             self._model_string = wanted
         return self._model
 
-    async def respond(self, *, peer_id: str, text: str, history: list[Any]) -> ChatReply:
+    async def respond(
+        self, *, peer_id: str, text: str, history: list[Any], pictures: Sequence[Picture] = ()
+    ) -> ChatReply:
         try:
-            return await self._turn(peer_id, text, history)
+            return await self._turn(peer_id, text, history, pictures)
         except Exception as e:  # a bug of ours: still an answer, and the session is kept as it was
             log.exception("chat turn crashed")
             kept = history if isinstance(history, list) else []
             return ChatReply(APOLOGY_MODEL, kept, error=f"internal error: {type(e).__name__}: {e}")
 
-    async def _turn(self, peer_id: str, text: str, history: list[Any]) -> ChatReply:
+    async def _turn(
+        self, peer_id: str, text: str, history: list[Any], pictures: Sequence[Picture]
+    ) -> ChatReply:
         chat = self.app.config.settings.chat
         budget = chat.history_max_tokens
         past = load_history(history)
-        if not text or not text.strip():
+        if (not text or not text.strip()) and not pictures:
             return ChatReply(EMPTY_PROMPT, dump_history(bound_history(past, budget)))
         try:
             model = self._resolve()
@@ -128,8 +140,11 @@ class ChatAgent:
                 dump_history(bound_history(past, budget)),
                 error=f"model not configured: {e.message}",
             )
-        prompt = clip_text(text, budget * CHARS_PER_TOKEN // 2)
-        past = bound_history(past, budget - text_tokens(prompt))
+        words = clip_text(text, budget * CHARS_PER_TOKEN // 2)
+        past = bound_history(past, budget - text_tokens(words))
+        prompt: str | list[UserContent] = words
+        if pictures:  # the model sees them this turn; the stored history keeps a note
+            prompt = [words, *(BinaryContent(p.data, media_type=p.mime) for p in pictures)]
         deps = ChatDeps(app=self.app, peer_id=peer_id, clock=self.clock)
         with capture_run_messages() as captured:
             try:

@@ -6,11 +6,11 @@ have happened: a crash mid-turn, an older Polpo, a hand-edited database. So a
 history is never trusted:
 
 * :func:`load_history` keeps what still validates and drops the rest;
-* :func:`repair` keeps only the parts a chat needs (user text, assistant
-  text, tool calls and their returns) and makes the sequence one a provider
-  accepts: it starts with a user message, ends with an assistant message,
-  and every tool call is answered by its return in the very next message and
-  vice versa (an orphan on either side makes OpenAI-style APIs reject the
+* :func:`repair` keeps only the parts a chat needs (user text, a picture
+  becoming a short note; assistant text; tool calls and their returns) and
+  makes the sequence one a provider accepts: it starts with a user message,
+  ends with an assistant message, and every tool call is answered by its
+  return in the very next message and vice versa (an orphan on either side makes OpenAI-style APIs reject the
   whole request);
 * :func:`bound_history` keeps it under a token budget (≈ characters / 4) by
   dropping the oldest whole turns — a turn runs from one user message to the
@@ -105,7 +105,7 @@ def _essentials(m: ModelMessage) -> ModelMessage | None:
         return None
     if isinstance(m, ModelRequest):
         req_parts = [p for p in m.parts if p.part_kind in _KEPT_REQUEST_KINDS]
-        req_parts = [p for p in req_parts if not _is_loose_retry(p)]
+        req_parts = [_words_only(p) for p in req_parts if not _is_loose_retry(p)]
         if not req_parts:
             return None
         return dataclasses.replace(m, parts=req_parts, instructions=None)
@@ -113,6 +113,22 @@ def _essentials(m: ModelMessage) -> ModelMessage | None:
     if not resp_parts:
         return None
     return dataclasses.replace(m, parts=resp_parts)
+
+
+#: what a picture the user sent becomes in the stored history
+PICTURE_NOTE = "[a picture was shown here]"
+
+
+def _words_only(p: ModelRequestPart) -> ModelRequestPart:
+    """A user prompt with its pictures (or other files) replaced by a short note.
+
+    The turn that received a picture sent its bytes to the model; stored
+    history keeps only words, so pictures never reach the database and never
+    count against the next turns' budget."""
+    if not isinstance(p, UserPromptPart) or isinstance(p.content, str):
+        return p
+    items = [c if isinstance(c, str) else PICTURE_NOTE for c in p.content]
+    return dataclasses.replace(p, content="\n".join(items))
 
 
 def _is_loose_retry(p: ModelRequestPart) -> bool:

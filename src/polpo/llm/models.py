@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -94,17 +95,58 @@ def resolve_model(model: str | None, config: PolpoConfig) -> Model:
 def _chat_completions_model(
     model: str, provider_name: str, model_name: str, cfg: ProviderConfig | None
 ) -> Model:
-    base_url = cfg.base_url if cfg is not None else None
-    if base_url is None:
-        base_url = os.environ.get(f"{_env_prefix(provider_name)}_BASE_URL") or KNOWN_ENDPOINTS.get(
-            provider_name
-        )
+    base_url = _base_url(provider_name, cfg)
     api_key = _api_key(model, provider_name, cfg, base_url)
 
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
 
     return OpenAIChatModel(model_name, provider=OpenAIProvider(base_url=base_url, api_key=api_key))
+
+
+def _base_url(provider_name: str, cfg: ProviderConfig | None) -> str | None:
+    base_url = cfg.base_url if cfg is not None else None
+    if base_url is None:
+        base_url = os.environ.get(f"{_env_prefix(provider_name)}_BASE_URL") or KNOWN_ENDPOINTS.get(
+            provider_name
+        )
+    return base_url
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where an OpenAI-compatible model is spoken to, and with which key."""
+
+    #: None: the OpenAI SDK's default (which honours ``OPENAI_BASE_URL``)
+    base_url: str | None
+    api_key: str
+    model_name: str
+
+
+def openai_endpoint(model: str | None, config: PolpoConfig, *, purpose: str) -> Endpoint:
+    """The OpenAI-compatible endpoint of ``provider:model``, for APIs beyond chat
+    (``/audio/transcriptions``): a known prefix (``openai``, ``openrouter``,
+    ``ollama``) or a provider with a ``baseUrl``. ``purpose`` names the setting in
+    errors. Raises :class:`ModelNotConfiguredError` with what to do."""
+    provider_name, sep, model_name = (model or "").strip().partition(":")
+    if not sep or not provider_name or not model_name:
+        raise ModelNotConfiguredError(f'{purpose} must look like provider:model; got "{model}".')
+    cfg = config.settings.providers.get(provider_name)
+    if provider_name not in KNOWN_ENDPOINTS and (cfg is None or cfg.base_url is None):
+        raise ModelNotConfiguredError(
+            f"{purpose} {model} needs an OpenAI-compatible endpoint: set "
+            f"settings.providers.{provider_name}.baseUrl (e.g. http://127.0.0.1:8000/v1)."
+        )
+    base_url = _base_url(provider_name, cfg)
+    return Endpoint(base_url, _api_key(model or "", provider_name, cfg, base_url), model_name)
+
+
+def accepts_images(model: str | None, config: PolpoConfig) -> bool:
+    """Whether ``provider:model`` takes pictures, as ``settings.providers.<name>.imageModels``
+    says (nothing is assumed: a model not listed gets no pictures)."""
+    provider_name, sep, model_name = (model or "").strip().partition(":")
+    cfg = config.settings.providers.get(provider_name)
+    return bool(sep) and cfg is not None and cfg.accepts_images(model_name)
 
 
 def _api_key(
