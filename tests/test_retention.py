@@ -130,3 +130,39 @@ async def test_nothing_recent_is_pruned_and_serve_runs_the_job(tmp_path: Path) -
         assert host.registry["retention"] in host.components
     finally:
         await app.close()
+
+
+async def test_fetched_voice_notes_and_pictures_go_with_the_retention(tmp_path: Path) -> None:
+    import os
+
+    from polpo.channels.base import Attachment
+
+    clock = FakeClock()
+    app = await _open(tmp_path, clock, retentionDays=7)
+    try:
+        wa = MemoryChannel("whatsapp", clock=clock)
+        async with running_gateway(app, wa, responder=RecordingResponder()) as gw:
+            # a picture fetched into .polpo/media/ as the gateway does for a turn
+            photo = wa.file_message(OWNER, b"\xff\xd8old", Attachment("image", "image/jpeg", 5))
+            old = await wa.fetch_attachment(photo, app.loaded.polpo_dir / "media", max_bytes=99)
+            await gw.settle()
+        media = old.parent
+        assert media == tmp_path / ".polpo" / "media"
+        assert media.stat().st_mode & 0o777 == 0o700 and old.stat().st_mode & 0o777 == 0o600
+        os.utime(old, (clock.now() - 8 * DAY, clock.now() - 8 * DAY))
+        recent = media / "whatsapp-recent.ogg"
+        recent.write_bytes(b"OggS")
+        os.utime(recent, (clock.now() - 6 * DAY, clock.now() - 6 * DAY))
+        elsewhere = tmp_path / "keep.txt"
+        elsewhere.write_text("not media")
+        os.utime(elsewhere, (clock.now() - 90 * DAY, clock.now() - 90 * DAY))
+        (media / "link").symlink_to(elsewhere)
+        os.utime(media / "link", (0, 0), follow_symlinks=False)
+
+        pruned = await RetentionJob(app).run_once()
+
+        assert pruned.counts["media files"] == 1
+        assert not old.exists() and recent.exists()
+        assert elsewhere.exists()  # a link in the folder is never followed
+    finally:
+        await app.close()

@@ -3,8 +3,10 @@
 Shortly after start and then every :data:`INTERVAL_SECONDS`, it prunes what
 is older than ``settings.storage.retentionDays`` (default 30) and done with:
 finished inbox rows, sent or failed outbox rows and their parts, events the
-notifier has passed, and strangers' leftovers. The rules, and what they
-trade (dedupe window, ids never reused), are in :mod:`polpo.store.retention`.
+notifier has passed, strangers' leftovers, and the voice notes, pictures and
+files fetched into ``.polpo/media/`` (by their time on disk). The rules, and
+what they trade (dedupe window, ids never reused), are in
+:mod:`polpo.store.retention`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from polpo.gateway.media import media_dir, prune_media
 from polpo.host import cancel_and_wait
 from polpo.store.retention import Pruned, prune
 
@@ -49,7 +52,13 @@ class RetentionJob:
 
     async def run_once(self) -> Pruned:
         days = self.app.config.settings.storage.retention_days
-        pruned = await prune(self.app.store, now=self.app.clock.now(), retention_days=days)
+        now = self.app.clock.now()
+        pruned = await prune(self.app.store, now=now, retention_days=days)
+        files = await asyncio.to_thread(
+            prune_media, media_dir(self.app), now=now, retention_days=days
+        )
+        if files:
+            pruned.counts["media files"] = files
         self.last = pruned
         if pruned.total:
             detail = ", ".join(f"{n} {table}" for table, n in sorted(pruned.counts.items()))

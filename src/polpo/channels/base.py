@@ -7,8 +7,9 @@ Like httpx's transport interface, it is small on purpose: ``MemoryChannel``
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 MessageKind = Literal["text", "edit", "reaction", "media", "unsupported", "undecryptable"]
 TextFormat = Literal["whatsapp", "telegram", "plain"]
@@ -50,6 +51,19 @@ class Attachment:
         return cls(**values)
 
 
+def sanitize_attachment(value: object) -> Attachment | None:
+    """Any attachment a channel handed over, made storable: an :class:`Attachment`
+    with valid Unicode and no NUL in its strings, or None when it is not one."""
+    found = Attachment.from_dict(asdict(value) if isinstance(value, Attachment) else value)
+    if found is None:
+        return None
+
+    def clean(text: str) -> str:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").replace("\0", "")
+
+    return replace(found, mime=clean(found.mime), name=clean(found.name))
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     """One message as it arrived, channel-neutral.
@@ -87,6 +101,13 @@ class InboundMessage:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_payload(self) -> dict[str, Any]:
+        """``to_dict()`` without its deep copy (the inbox stores it on the hot path)."""
+        data = dict(vars(self))
+        if self.attachment is not None:
+            data["attachment"] = dict(vars(self.attachment))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InboundMessage:
@@ -174,6 +195,24 @@ def new_message_id(channel: object) -> str | None:
         return None
     found = mint()
     return str(found) if found is not None else None
+
+
+class FetchesAttachments(Protocol):
+    """A channel that can hand over a message's file (WhatsApp; ``MemoryChannel``).
+
+    The gateway calls it for admitted peers only. The file is new, 0600, in
+    ``directory`` (created 0700 if missing); one bigger than ``max_bytes`` is
+    refused (raising :class:`~polpo.errors.ChannelError`), from its declared
+    size when the channel knows it, before any byte is fetched."""
+
+    async def fetch_attachment(
+        self, message: InboundMessage, directory: Path, *, max_bytes: int
+    ) -> Path: ...
+
+
+def can_fetch_attachments(channel: object) -> TypeGuard[FetchesAttachments]:
+    """Whether ``channel`` implements :class:`FetchesAttachments` (optional, like ids)."""
+    return callable(getattr(channel, "fetch_attachment", None))
 
 
 class ChannelListener(Protocol):

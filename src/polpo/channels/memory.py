@@ -14,9 +14,12 @@ import itertools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from polpo.channels.attachments import attachment_path, write_new_file
 from polpo.channels.base import (
+    Attachment,
     ChannelListener,
     ChannelStatus,
     InboundMessage,
@@ -72,6 +75,9 @@ class MemoryChannel:
         self.sent: list[SentMessage] = []
         self.typing_events: list[tuple[str, bool]] = []
         self.read: list[InboundMessage] = []
+        #: ids of the messages whose files the gateway fetched
+        self.fetched: list[str] = []
+        self._files: dict[str, bytes] = {}
         self._listener: ChannelListener | None = None
         self._state = "stopped"
         self._detail: str | None = None
@@ -157,6 +163,46 @@ class MemoryChannel:
         message = self.message(peer, text, **fields)
         await self.deliver(message)
         return message
+
+    def file_message(
+        self, peer: str, data: bytes, attachment: Attachment, text: str = "", **fields: Any
+    ) -> InboundMessage:
+        """A message from ``peer`` carrying a file (a voice note, a picture, a document)
+        whose bytes are ``data``, with ``text`` as its caption; the gateway fetches the
+        bytes with :meth:`fetch_attachment`, as it would from WhatsApp."""
+        kind = "text" if text else "media"
+        message = self.message(peer, text, kind=kind, attachment=attachment, **fields)
+        self._files[message.message_id] = data
+        return message
+
+    async def receive_file(
+        self, peer: str, data: bytes, attachment: Attachment, text: str = "", **fields: Any
+    ) -> InboundMessage:
+        """``peer`` sends a file; returns the message once the gateway has stored it."""
+        message = self.file_message(peer, data, attachment, text, **fields)
+        await self.deliver(message)
+        return message
+
+    async def fetch_attachment(
+        self, message: InboundMessage, directory: Path, *, max_bytes: int
+    ) -> Path:
+        """The bytes given with :meth:`file_message`, into a new 0600 file in ``directory``
+        (:class:`~polpo.channels.base.FetchesAttachments`, as WhatsApp's)."""
+        data = self._files.get(message.message_id)
+        if message.attachment is None or data is None:
+            raise ChannelError(f"{self.name}: that message carries no file", retryable=False)
+        declared = message.attachment.size or len(data)
+        if max(declared, len(data)) > max_bytes:
+            size = max(declared, len(data))
+            raise ChannelError(
+                f"{self.name}: the file is too big ({size} bytes; at most {max_bytes})",
+                retryable=False,
+            )
+        path = attachment_path(directory, message)
+        if not path.exists():
+            write_new_file(path, data)
+        self.fetched.append(message.message_id)
+        return path
 
     # -- playing the network ---------------------------------------------------
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from polpo.cli.common import print_json, with_app
+from polpo.cli.common import CliUsageError, print_json, with_app
 
 
 def register(root: typer.Typer) -> None:
@@ -20,7 +21,6 @@ def simulate(
     channel: Annotated[
         str, typer.Argument(help="The channel it arrives on: whatsapp, telegram or memory.")
     ],
-    text: Annotated[str, typer.Argument(help="The message text.")],
     sender: Annotated[
         str,
         typer.Option(
@@ -29,16 +29,40 @@ def simulate(
             help="Who sends it: a phone number, a Telegram user id or a peer id.",
         ),
     ],
+    text: Annotated[
+        str, typer.Argument(help="The message text (a file's caption with --audio/--image).")
+    ] = "",
     name: Annotated[str | None, typer.Option("--name", help="The sender's display name.")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the outcome and replies as JSON.")
     ] = False,
+    audio: Annotated[
+        Path | None,
+        typer.Option("--audio", metavar="FILE", help="Send this audio file as a voice note."),
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", metavar="FILE", help="Send this picture.")
+    ] = None,
+    document: Annotated[
+        Path | None,
+        typer.Option("--document", metavar="FILE", help="Send this file as a document."),
+    ] = None,
 ) -> None:
     """Put one message through the real gateway (policy, pairing, commands, sessions, chat);
     print each reply it would send. Nothing goes to any network."""
+    from polpo.gateway.local import SimulatedFile, simulated_file
     from polpo.gateway.local import simulate as run_simulate
 
-    result = with_app(ctx, lambda app: run_simulate(app, channel, sender, text, name=name))
+    given = [(o, p) for o, p in (("audio", audio), ("image", image), ("document", document)) if p]
+    if len(given) > 1:
+        raise CliUsageError("give one of --audio, --image, --document")
+    if not given and not text:
+        raise CliUsageError("give the message text, or a file with --audio, --image or --document")
+    file: SimulatedFile | None = simulated_file(*given[0]) if given else None
+
+    result = with_app(
+        ctx, lambda app: run_simulate(app, channel, sender, text, name=name, file=file)
+    )
     if as_json:
         print_json(result.to_dict())
         return

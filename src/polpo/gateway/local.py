@@ -10,15 +10,17 @@ channel states are not recorded (the real channels' states stay as they are).
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from polpo.channels.base import ChannelStatus
+from polpo.channels.base import Attachment, ChannelStatus, MediaKind
 from polpo.channels.memory import MemoryChannel, SentMessage
 from polpo.config import GatewayConfig
 from polpo.errors import PolpoError
@@ -68,6 +70,57 @@ class Simulated:
         }
 
 
+#: ``--audio``, ``--image``, ``--document``: the attachment kind each plays
+FILE_KINDS: dict[str, MediaKind] = {"audio": "voice", "image": "image", "document": "document"}
+#: the largest file ``polpo simulate`` reads (the gateway's own limits apply after)
+MAX_SIMULATED_FILE = 200_000_000
+
+
+@dataclass(frozen=True)
+class SimulatedFile:
+    """A file the simulated message carries, as WhatsApp would describe it."""
+
+    attachment: Attachment
+    data: bytes
+
+
+def simulated_file(option: str, path: Path) -> SimulatedFile:
+    """The file given to ``--audio``, ``--image`` or ``--document`` (``option`` without
+    dashes): its bytes, MIME type from its name, size; a voice note for ``--audio``.
+    Raises :class:`SimulateError` with one line when it cannot be read."""
+    kind = FILE_KINDS[option]
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise SimulateError(f"--{option} {path}: not a file")
+        if size > MAX_SIMULATED_FILE:
+            raise SimulateError(f"--{option} {path}: too big ({size} bytes)")
+        data = path.read_bytes()
+    except OSError as e:
+        raise SimulateError(f"--{option} {path}: {e.strerror or e}") from None
+    mime = mimetypes.guess_type(path.name)[0] or (
+        "audio/ogg" if kind == "voice" else "application/octet-stream"
+    )
+    name = path.name if kind == "document" else ""
+    return SimulatedFile(Attachment(kind, mime, len(data), _wav_seconds(data), name), data)
+
+
+def _wav_seconds(data: bytes) -> int:
+    """A WAV file's length (the one format whose header says it plainly); 0 otherwise."""
+    import io
+    import wave
+
+    if not data.startswith(b"RIFF"):
+        return 0
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            frames: int = w.getnframes()
+            rate: int = w.getframerate()
+        return round(frames / rate)
+    except (wave.Error, EOFError, ZeroDivisionError):
+        return 0
+
+
 async def simulate(
     app: Polpo,
     channel: str,
@@ -77,8 +130,12 @@ async def simulate(
     name: str | None = None,
     responder: Responder | None = None,
     owner: str | None = None,
+    file: SimulatedFile | None = None,
 ) -> Simulated:
-    """Put one message from ``sender`` on ``channel`` through the gateway; return what it sent."""
+    """Put one message from ``sender`` on ``channel`` through the gateway; return what it sent.
+
+    With ``file``, the message carries it (``text`` is then its caption) and the
+    gateway fetches it from the in-memory channel as it would from WhatsApp."""
     configs: dict[str, Any] = {}
     if channel not in SIMULATED_CHANNELS:
         raise SimulateError(
@@ -120,9 +177,18 @@ async def simulate(
     component.add_channel(mem)
     await component.start()
     try:
-        message = mem.message(
-            external, text, display_name=name, message_id=f"simulate-{uuid.uuid4().hex}"
-        )
+        message_id = f"simulate-{uuid.uuid4().hex}"
+        if file is not None:
+            message = mem.file_message(
+                external,
+                file.data,
+                file.attachment,
+                text,
+                display_name=name,
+                message_id=message_id,
+            )
+        else:
+            message = mem.message(external, text, display_name=name, message_id=message_id)
         await mem.deliver(message)
         await component.settle(within=app.config.settings.chat.turn_timeout_seconds + 30)
     finally:

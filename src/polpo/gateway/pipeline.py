@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from polpo.channels.base import Channel, ChannelStatus, InboundMessage
+from polpo.channels.base import Channel, ChannelStatus, InboundMessage, sanitize_attachment
 from polpo.config import GatewayConfig, TelegramChannelConfig, WhatsAppChannelConfig
 from polpo.config import _ChannelBase as ChannelBase
 from polpo.core.reactions import approval_vote
-from polpo.gateway import commands
+from polpo.gateway import commands, media
 from polpo.gateway.echoes import is_own_message
 from polpo.gateway.identity import Identity, merge_lid, peer_id_of, resolve, touch_peer
 from polpo.gateway.pairing import request_pairing
@@ -315,7 +315,7 @@ class Gateway:
                 "peer_id": f"{message.channel}:{message.peer}",
                 "chat_id": message.chat_id,
                 "text": message.text,
-                "payload": {f: getattr(message, f) for f in _FIELDS},
+                "payload": message.to_payload(),
                 "sent_at": message.timestamp,
                 "received_at": tx.now,
                 "status": status,
@@ -503,7 +503,7 @@ class Gateway:
                 return
             reply = await commands.dispatch(ctx, command)
             outcome = f"reaction: {command}"
-        elif msg.kind == "media":
+        elif msg.kind == "media" and msg.attachment is None:  # a contact, a location, …
             reply, outcome = commands.CommandReply(MEDIA_REPLY), "media: told text only"
         elif msg.kind == "undecryptable":
             reply, outcome = commands.CommandReply(UNREADABLE_REPLY), "unreadable: asked again"
@@ -511,6 +511,10 @@ class Gateway:
             text = "/help" if parsed[0] == "start" else msg.text
             reply = await commands.dispatch(ctx, text)
             outcome = f"command /{parsed[0]}"
+        elif (turn := await media.prepare(self.app, self.channels.get(msg.channel), msg)) and (
+            turn.prompt is None
+        ):  # a voice note, picture or file answered without a chat turn (declined, saved)
+            reply, outcome = commands.CommandReply(turn.reply()), turn.outcome
         else:
             idle = gw.session_idle_minutes * 60
             session = admitted.session
@@ -519,34 +523,47 @@ class Gateway:
                 session = await self.batcher.run(
                     lambda tx: open_session(tx.conn, canonical, tx.now, idle)
                 )
-            if session.pending:
+            if session.pending and turn is None:  # typed words only answer a question
                 await changes.set_pending(None)
                 reply = await commands.answer_pending(ctx, session.pending, msg.text)
                 outcome = "answer to a question"
             if reply is None:
-                reply, outcome = await self._chat(msg, canonical, session, changes)
+                reply, outcome = await self._chat(msg, canonical, session, changes, turn)
         await self._complete(
             work, peer_id, canonical, changes, _reply_of(reply), outcome, session=session
         )
 
     async def _chat(
-        self, msg: InboundMessage, canonical: str, session: Session, changes: SessionChanges
+        self,
+        msg: InboundMessage,
+        canonical: str,
+        session: Session,
+        changes: SessionChanges,
+        turn: media.MediaTurn | None = None,
     ) -> tuple[commands.CommandReply, str]:
-        if len(msg.text) > MAX_CHAT_CHARS:
-            text = TOO_LONG_REPLY.format(length=len(msg.text), limit=MAX_CHAT_CHARS)
+        text = turn.prompt or "" if turn is not None else msg.text
+        if len(text) > MAX_CHAT_CHARS:
+            text = TOO_LONG_REPLY.format(length=len(text), limit=MAX_CHAT_CHARS)
             return commands.CommandReply(text), "chat: too long"
         channel = self.channels.get(msg.channel)
         await _typing(channel, msg.chat_id, True)
         try:
-            answer = await self.responder.respond(
-                peer_id=canonical, text=msg.text, history=session.history
-            )
+            if turn is not None and turn.pictures:
+                answer = await self.responder.respond(
+                    peer_id=canonical, text=text, history=session.history, pictures=turn.pictures
+                )
+            else:
+                answer = await self.responder.respond(
+                    peer_id=canonical, text=text, history=session.history
+                )
         finally:
             await _typing(channel, msg.chat_id, False)
         changes.history = answer.history
-        return commands.CommandReply(
-            answer.text
-        ), "chat" if answer.error is None else f"chat error: {answer.error}"[:500]
+        outcome = "chat" if turn is None else turn.outcome
+        if answer.error is not None:
+            outcome = f"{outcome} error: {answer.error}"[:500]
+        said = answer.text if turn is None else turn.reply(answer.text)
+        return commands.CommandReply(said), outcome
 
     async def _reaction_command(self, msg: InboundMessage) -> str | None:
         vote = approval_vote(msg.reaction)  # 👍🏽, 👎️, ✅, ❌ … (core/reactions.py)
@@ -893,8 +910,6 @@ _STR_FIELDS = (
     "lid",
 )
 
-
-_FIELDS = tuple(InboundMessage.__dataclass_fields__)
 _REQUIRED = frozenset({"channel", "peer", "chat_id", "message_id", "text"})
 
 
@@ -930,4 +945,8 @@ def sanitize(message: InboundMessage) -> InboundMessage:
     for flag in ("is_group", "is_from_me", "is_self_chat", "offline"):
         if not isinstance(getattr(message, flag), bool):
             changes[flag] = bool(getattr(message, flag))
+    if message.attachment is not None:
+        attachment = sanitize_attachment(message.attachment)
+        if attachment != message.attachment:
+            changes["attachment"] = attachment
     return replace(message, **changes) if changes else message

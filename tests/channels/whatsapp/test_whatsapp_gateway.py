@@ -117,3 +117,55 @@ async def test_messages_are_answered_through_the_worker_and_strangers_are_not(
     assert len(sends) == 3
     reads = sorted(tuple(e["message_ids"]) for e in log if e["type"] == "mark_read")
     assert reads == [("3EB00001",), ("3EB00003",)]  # not the stranger's, not the stale one
+
+
+async def test_an_admitted_voice_note_is_fetched_through_the_worker_and_transcribed(
+    tmp_path: Path,
+) -> None:
+    from tests.llm.fake_openai import Upload, completion, fake_openai
+
+    from polpo.channels.base import Attachment
+
+    path = _project(tmp_path)
+    auth = tmp_path / ".polpo" / "whatsapp"
+    make_credentials(auth)
+    clock = FakeClock(1_800_000_000.0)
+    note = Attachment("voice", "audio/ogg; codecs=opus", 16, 3)
+    voice = {"kind": "media", "attachment": vars(note)}
+    messages = [
+        _msg(1, FRIEND, "", clock.now(), **voice),
+        _msg(2, STRANGER, "", clock.now(), **voice),
+    ]
+    (auth / "fake_messages.json").write_text(json.dumps(messages))
+    with fake_openai([completion(text="On it.")], transcripts=["remind me at noon"]) as server:
+        config = json.loads(path.read_text())
+        config["settings"].update(
+            orchestratorModel="local:m",
+            providers={"local": {"baseUrl": server.base_url}},
+            chat={"transcriptionModel": "local:whisper-1"},
+        )
+        path.write_text(json.dumps(config))
+        app = await Polpo.open(load_config(path), clock=clock)
+        channel = make_whatsapp_channel(
+            app,
+            worker=fake_worker("messages"),
+            timing=Timing(clock=clock, sleep=ManualSleep(Changes())),
+        )
+        assert channel is not None
+        gw = GatewayComponent(app, [channel])
+        await gw.start()
+        try:
+            await poll_until(lambda: sum(e["type"] == "ack" for e in fake_log(auth)) == 2)
+            await gw.settle()
+            await poll_until(lambda: any(e["type"] == "send_text" for e in fake_log(auth)))
+        finally:
+            await gw.stop()
+            await app.close()
+    log = fake_log(auth)
+    [sent] = [e for e in log if e["type"] == "send_text"]
+    assert sent["text"] == "> 🎤 remind me at noon\n\nOn it."
+    assert sent["chat"] == f"{FRIEND}@s.whatsapp.net"
+    # only the friend's note was downloaded (by the worker), never the stranger's
+    assert [e["message_id"] for e in log if e["type"] == "download"] == ["3EB00001"]
+    [upload] = [r.body["file"] for r in server.received if "audio" in r.path]
+    assert isinstance(upload, Upload) and upload.data == b"fake file for 3EB00001"

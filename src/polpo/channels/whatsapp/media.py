@@ -10,38 +10,16 @@ gives (``.polpo/media/`` in ``polpo serve``).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from polpo.channels.attachments import attachment_path
 from polpo.channels.base import InboundMessage
 from polpo.channels.whatsapp import protocol as p
 from polpo.errors import ChannelError
 
 Writer = Callable[[p.Command], Awaitable[bool]]
-
-#: file name endings by MIME type (what a transcription API or a model wants to see)
-_EXTENSIONS = {
-    "audio/ogg": ".ogg",
-    "audio/mpeg": ".mp3",
-    "audio/mp4": ".m4a",
-    "audio/aac": ".aac",
-    "audio/amr": ".amr",
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "image/gif": ".gif",
-    "video/mp4": ".mp4",
-    "application/pdf": ".pdf",
-}
-
-
-def media_path(directory: Path, message: InboundMessage) -> Path:
-    """Where a message's attachment goes: a name from its id (no sender's text in it)."""
-    digest = hashlib.sha256(f"{message.chat_id}\0{message.message_id}".encode()).hexdigest()
-    mime = message.attachment.mime.split(";", 1)[0].strip().lower() if message.attachment else ""
-    return directory / f"whatsapp-{digest[:24]}{_EXTENSIONS.get(mime, '.bin')}"
 
 
 class Downloads:
@@ -56,7 +34,7 @@ class Downloads:
     async def fetch(self, message: InboundMessage, directory: Path, max_bytes: int) -> Path:
         if message.attachment is None:
             raise ChannelError("whatsapp: that message carries no file", retryable=False)
-        path = media_path(directory, message)
+        path = attachment_path(directory, message)
         if path.exists():
             return path  # fetched before (a replayed message): the same file
         ref = f"d{next(self._refs)}"

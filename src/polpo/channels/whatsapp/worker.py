@@ -763,6 +763,7 @@ class Worker:
 
     def download(self, command: p.Download) -> None:
         """An attachment the parent wants (an admitted peer's): into a new 0600 file."""
+        from polpo.channels.attachments import write_new_file
         from polpo.channels.whatsapp.normalize import declared_size
 
         def refuse(why: str, retryable: bool = False) -> None:
@@ -792,10 +793,7 @@ class Worker:
             return
         path = Path(command.path)
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            write_new_file(path, data)
         except OSError as e:
             refuse(f"cannot write {path}: {e}")
             return
