@@ -52,4 +52,4 @@ def test_the_usual_names(cli: Cli) -> None:
         "Usage: polpo approvals reject [OPTIONS] ID [REASON]\n"
         in cli("approvals", "reject", "--help").out
     )
-    assert "Usage: polpo simulate [OPTIONS] CHANNEL TEXT\n" in cli("simulate", "--help").out
+    assert "Usage: polpo simulate [OPTIONS] CHANNEL [TEXT]\n" in cli("simulate", "--help").out
