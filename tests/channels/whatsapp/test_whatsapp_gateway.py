@@ -23,7 +23,7 @@ from polpo.channels.whatsapp.timing import Timing
 from polpo.clock import FakeClock
 from polpo.config import load_config
 from polpo.gateway.component import GatewayComponent
-from polpo.gateway.pipeline import UNREADABLE_REPLY
+from polpo.gateway.routing import UNREADABLE_REPLY
 
 FRIEND = "39123456789"
 STRANGER = "39999999999"

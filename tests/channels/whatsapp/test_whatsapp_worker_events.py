@@ -33,7 +33,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 from polpo.channels.whatsapp import protocol as p
 from polpo.channels.whatsapp import worker as w
 from polpo.channels.whatsapp.journal import JOURNAL_NAME, Journal
-from polpo.gateway.pipeline import UNREADABLE_REPLY
+from polpo.gateway.routing import UNREADABLE_REPLY
 
 
 class Exited(Exception):
