@@ -307,3 +307,10 @@ def test_rendering_the_same_short_reply_again_gives_the_same_fresh_parts() -> No
     first.append("changed by the caller")
     assert render_parts(text, "whatsapp", 4000) == ["*Status*\n• one\n• two"]
     assert render_parts(text, "telegram", 4096) == ["<b>Status</b>\n• one\n• two"]
+
+
+def test_a_plain_text_fence_does_not_open_a_whatsapp_code_block() -> None:
+    # "\t```" is not a fence (a tab indent), so it is text; sent as is, WhatsApp
+    # would take the lone ``` as the start of a code block.
+    parts = render_parts("\t```", "whatsapp", 120)
+    assert parts and all("```" not in p for p in parts)
