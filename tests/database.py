@@ -116,16 +116,14 @@ def project_store_url(root: Path) -> str:
 
 def fetch_all(url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
     """Rows of one SQL query on ``url`` (SQLite or PostgreSQL), from synchronous test code."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from polpo.store.engine import async_url
+    from polpo.store import Store
 
     async def go() -> list[tuple[Any, ...]]:
-        engine = create_async_engine(async_url(url))
+        store = await Store.open(url, migrate=False)
         try:
-            async with engine.connect() as conn:
+            async with store.read() as conn:
                 return [tuple(r) for r in (await conn.execute(sa.text(sql), params)).all()]
         finally:
-            await engine.dispose()
+            await store.close()
 
     return asyncio.run(go())

@@ -27,6 +27,20 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
         await task
 
 
+async def wake_or_timeout(wake: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``wake`` is set or ``seconds`` pass; True if it was set.
+
+    Unlike ``asyncio.wait_for`` on Python 3.11, a cancel that arrives as the
+    event is set is never swallowed, so a component's loop always stops.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 class Component(Protocol):
     name: str
 

@@ -33,7 +33,6 @@ buttons and ``ref = "approval:<id>"`` (a 👍/👎 reaction to them decides).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import logging
 from collections.abc import Callable, Mapping
@@ -44,7 +43,7 @@ import sqlalchemy as sa
 
 from polpo.core.models import Event
 from polpo.gateway.markdown import escape, literal_line
-from polpo.host import cancel_and_wait
+from polpo.host import cancel_and_wait, wake_or_timeout
 from polpo.peerid import PeerIdError, default_chat_id, display_peer, normalize_peer, split_peer
 from polpo.store import outbox as outbox_store
 from polpo.store.engine import insert_ignore
@@ -427,8 +426,7 @@ class Notifier:
                 raise
             except Exception:
                 log.exception("notifications: enqueueing alerts failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            await wake_or_timeout(self._wake, self.poll_seconds)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from polpo.clock import FakeClock
 from polpo.core.models import Event
-from polpo.gateway.pairing import CODE_ALPHABET
+from polpo.core.pairing import CODE_ALPHABET
 from polpo.store.tables import allowlist, pairing_requests
 from polpo.testing import MemoryChannel, RecordingResponder, exchange, running_gateway
 

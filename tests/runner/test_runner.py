@@ -314,6 +314,7 @@ async def test_a_failed_task_fails_its_dependents_and_the_mission(
 async def test_max_concurrency_is_respected(open_project: OpenProject) -> None:
     app = await open_project()
     release = asyncio.Event()
+    both = asyncio.Event()
     active = 0
     peak = 0
 
@@ -321,6 +322,8 @@ async def test_max_concurrency_is_respected(open_project: OpenProject) -> None:
         nonlocal active, peak
         active += 1
         peak = max(peak, active)
+        if active == 2:
+            both.set()
         await release.wait()
         active -= 1
         return "ok"
@@ -331,6 +334,7 @@ async def test_max_concurrency_is_respected(open_project: OpenProject) -> None:
     assert await runner.tick() == 2
     assert await runner.tick() == 0
     assert len(await app.tasks.list(status=["running"])) == 2
+    await asyncio.wait_for(both.wait(), 10)  # the two runs got to the model
     release.set()
     await runner.wait_idle()
     await runner.drain()

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from polpo.app import Polpo
 from polpo.clock import FakeClock
 from polpo.core.models import Event
+from polpo.core.pairing import CODE_ALPHABET
 from polpo.errors import NotFoundError, ValidationError
-from polpo.services.peers import CODE_ALPHABET, LinkError, PairingError, normalize_code
+from polpo.services.peers import LinkError, PairingError, normalize_code
 from polpo.store.tables import events, outbox, peers
 from tests.services.peers_helpers import (
     FRIEND,

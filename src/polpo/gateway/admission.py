@@ -15,28 +15,21 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
-from typing import TYPE_CHECKING, Literal
-
-import sqlalchemy as sa
+from typing import Literal
 
 from polpo.channels.base import InboundMessage
-from polpo.config import GatewayConfig, TelegramChannelConfig, WhatsAppChannelConfig
-from polpo.config import _ChannelBase as ChannelBase
+from polpo.config import GatewayConfig
+from polpo.core.access import SELF_CHAT, Access, needs_allowlist
 from polpo.gateway import commands, inbox
-from polpo.gateway.echoes import is_own_message
-from polpo.gateway.identity import Identity, merge_lid, peer_id_of, resolve, touch_peer
+from polpo.gateway.identity import Group, group_of, merge_lid, peer_id_of, touch
 from polpo.gateway.pairing import request_pairing
-from polpo.gateway.policy import Access, check_access
 from polpo.gateway.sessions import Session, open_session
-from polpo.gateway.writes import SyncTx
 from polpo.peerid import PeerIdError
-from polpo.store.tables import allowlist
-
-if TYPE_CHECKING:
-    from polpo.config import PolpoConfig
+from polpo.services.access import AccessRules
+from polpo.store import outbox, peers
+from polpo.store.tx import Tx
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +41,7 @@ REMEMBER_SENT = 2_000
 class Admitted:
     """The message goes on to routing."""
 
-    identity: Identity
+    identity: Group
     access: Access
     #: the session, read in the same transaction for free text (saves a round trip)
     session: Session | None = None
@@ -64,6 +57,8 @@ class Finished:
     kind: Literal["ignored", "pairing"]
     #: why it was ignored, or what happened to the pairing request
     why: str
+    #: the access decision, when access is what finished it
+    access: Access | None = None
 
     @property
     def stat(self) -> str:
@@ -111,33 +106,19 @@ class SentIds:
 
 
 class Admission:
-    """Decides admission for the gateway's channels (their settings shared with it)."""
+    """Decides admission for the gateway's channels (their settings in ``rules``)."""
 
     def __init__(
-        self,
-        config: PolpoConfig,
-        configs: Mapping[str, ChannelBase],
-        *,
-        owner: str | None,
-        turns_of: Callable[[str], int],
+        self, rules: AccessRules, *, owner: str | None, turns_of: Callable[[str], int]
     ) -> None:
-        self._config = config
-        self._configs = configs
+        self.rules = rules
         self._owner = owner
         self._turns_of = turns_of
         self.sent = SentIds()
-        # config is fixed while running: normalise allowFrom and admins once
-        self._admin_cache: frozenset[str] | None = None
-        self._allowed_cache: dict[str, tuple[bool, frozenset[str]]] = {}
 
-    def channel_changed(self, channel: str) -> None:
-        """A channel was added or reconfigured: forget what was derived from settings."""
-        self._admin_cache = None
-        self._allowed_cache.pop(channel, None)
-
-    def decide(self, tx: SyncTx, inbox_id: int, msg: InboundMessage) -> Admitted | Finished:
+    async def decide(self, tx: Tx, inbox_id: int, msg: InboundMessage) -> Admitted | Finished:
         """Identity and access, in ``tx``; a :class:`Finished` message's row is marked."""
-        settings = self._configs.get(msg.channel)
+        settings = self.rules.settings_of(msg.channel)
         reason = precheck(msg, settings.gateway if settings is not None else None)
         peer_id = ""
         if reason is None:
@@ -146,47 +127,36 @@ class Admission:
             except PeerIdError:
                 reason = "invalid sender id"
         if reason is not None or settings is None:
-            return self._ignore(tx, inbox_id, reason or "no gateway for this channel")
-        return self._admit(tx, inbox_id, msg, peer_id, settings)
+            return await self._ignore(tx, inbox_id, reason or "no gateway for this channel")
+        return await self._admit(tx, inbox_id, msg, peer_id, settings.gateway)
 
-    def _admit(
-        self, tx: SyncTx, inbox_id: int, msg: InboundMessage, peer_id: str, settings: ChannelBase
+    async def _admit(
+        self, tx: Tx, inbox_id: int, msg: InboundMessage, peer_id: str, gw: GatewayConfig
     ) -> Admitted | Finished:
         conn, now = tx.conn, tx.now
-        touch_peer(conn, peer_id, msg.channel, msg.display_name, now)
+        await touch(conn, peer_id, msg.channel, msg.display_name, now)
         if msg.lid and msg.channel == "whatsapp" and ":lid:" not in peer_id:
-            merge_lid(conn, peer_id, msg.lid, now)
-        if msg.is_self_chat and self._is_own_echo(conn, msg):
-            inbox.mark(tx, inbox_id, "ignored", "our own message")
-            return Finished("ignored", "own message")
-        identity = resolve(conn, peer_id)
-        gw = settings.gateway
+            await merge_lid(tx, peer_id, msg.lid)
+        if msg.is_self_chat and await self._is_own_echo(tx, msg):
+            return await self._ignore(tx, inbox_id, "our own message", stat="own message")
+        identity = await group_of(conn, peer_id)
         if msg.is_self_chat:
-            access = Access(True, True, "self-chat")
+            access = SELF_CHAT
         else:
-            allow_all, allow_from = self._allowed(msg.channel, settings)
-            check = partial(
-                check_access,
-                policy=gw.dm_policy,
-                group=identity.group,
-                allow_all=allow_all,
-                allow_from=allow_from,
-                admins=self._admins(),
-            )
-            access = check(allowlisted=False)
-            if not access.allowed and access.why in ("pairing", "not allowed"):
+            access = self.rules.decide(peer_id, identity.members)
+            if needs_allowlist(access):
                 # only then is the dynamic allowlist worth a query
-                listed = conn.execute(_LISTED, {"ids": list(identity.group)}).first()
-                access = check(allowlisted=listed is not None)
+                listed = await peers.allowlisted(conn, identity.members)
+                access = self.rules.decide(peer_id, identity.members, listed)
         if access.allowed:
             if msg.kind in ("text", "edit") and commands.parse_command(msg.text) is None:
                 canonical = identity.canonical
                 idle = gw.session_idle_minutes * 60
-                session = open_session(conn, canonical, now, idle)
+                session = await open_session(conn, canonical, now, idle)
                 return Admitted(identity, access, session, self._turns_of(canonical))
             return Admitted(identity, access)
-        if access.why == "pairing" and not msg.is_group and msg.kind != "reaction":
-            outcome = request_pairing(
+        if gw.dm_policy == "pairing" and not msg.is_group and msg.kind != "reaction":
+            outcome = await request_pairing(
                 tx,
                 channel=msg.channel,
                 peer_id=peer_id,
@@ -195,7 +165,7 @@ class Admission:
                 owner=self._owner,
             )
             if outcome.reply is not None:
-                inbox.finish(
+                await inbox.finish(
                     tx,
                     inbox.Finish(
                         inbox_id,
@@ -207,41 +177,23 @@ class Admission:
                         owner=self._owner,
                     ),
                 )
-                return Finished("pairing", outcome.what)
-            inbox.mark(tx, inbox_id, "ignored", _PAIRING_SILENCE[outcome.what])
-            return Finished("ignored", f"pairing {outcome.what}")
-        return self._ignore(tx, inbox_id, access.why)
+                return Finished("pairing", outcome.what, access)
+            await inbox.mark(tx, inbox_id, "ignored", _PAIRING_SILENCE[outcome.what])
+            return Finished("ignored", f"pairing {outcome.what}", access)
+        await inbox.mark(tx, inbox_id, "ignored", access.why)
+        return Finished("ignored", access.why, access)
 
-    def _ignore(self, tx: SyncTx, inbox_id: int, why: str) -> Finished:
-        inbox.mark(tx, inbox_id, "ignored", why)
-        return Finished("ignored", why)
+    async def _ignore(
+        self, tx: Tx, inbox_id: int, why: str, *, stat: str | None = None
+    ) -> Finished:
+        await inbox.mark(tx, inbox_id, "ignored", why)
+        return Finished("ignored", stat or why)
 
-    def _is_own_echo(self, conn: sa.Connection, msg: InboundMessage) -> bool:
+    async def _is_own_echo(self, tx: Tx, msg: InboundMessage) -> bool:
         if msg.message_id in self.sent:
             return True
-        return is_own_message(conn, msg.channel, msg.message_id)
+        return await outbox.was_sent_as(tx.conn, msg.channel, msg.message_id)
 
-    def _admins(self) -> frozenset[str]:
-        if self._admin_cache is None:
-            admins: set[str] = set()
-            for settings in self._configs.values():
-                admins.update(settings.admin_peers())
-            for _, ch in self._config.settings.notifications.channels.items():
-                if isinstance(ch, WhatsAppChannelConfig | TelegramChannelConfig):
-                    admins.update(ch.admin_peers())
-            self._admin_cache = frozenset(admins)
-        return self._admin_cache
-
-    def _allowed(self, channel: str, settings: ChannelBase) -> tuple[bool, frozenset[str]]:
-        found = self._allowed_cache.get(channel)
-        if found is None:
-            found = self._allowed_cache[channel] = settings.allowed_peers()
-        return found
-
-
-_LISTED = sa.select(allowlist.c.peer_id).where(
-    allowlist.c.peer_id.in_(sa.bindparam("ids", expanding=True))
-)
 
 _PAIRING_SILENCE = {
     "throttled": "pairing: code already sent less than 10 minutes ago",

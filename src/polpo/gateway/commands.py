@@ -21,17 +21,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import sqlalchemy as sa
-
 from polpo.channels.base import Button, ChannelStatus
 from polpo.core.states import TASK_STATUSES
 from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError, ValidationError
 from polpo.gateway.markdown import escape
-from polpo.gateway.pairing import pending_requests
 from polpo.gateway.singleflight import SingleFlight
 from polpo.peerid import display_peer
 from polpo.services.peers import peer_label
-from polpo.services.status import read_status
+from polpo.store import pairing as pairing_store
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -80,14 +77,6 @@ class CommandContext:
     now: float  # app.clock.now()
     session: SessionOps
     channel_statuses: Sequence[ChannelStatus] = ()  # live states, for /status
-    #: a faster way to read (the gateway's own SQLite connection); None: the async engine
-    reader: SyncReader | None = None
-
-
-class SyncReader(Protocol):
-    async def read(self, fn: Callable[[sa.Connection], T]) -> T:
-        """Run ``fn`` in one read transaction on a synchronous connection."""
-        ...
 
 
 Handler = Callable[[CommandContext, str], Awaitable[CommandReply]]
@@ -185,35 +174,23 @@ def _channel_line(states: Mapping[str, tuple[str, str | None]]) -> list[str]:
     return out
 
 
-#: one flight per reader (or per app without one)
+#: one flight per app
 _status_flights: weakref.WeakKeyDictionary[object, SingleFlight[StatusSummary]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-async def project_status(app: Polpo, reader: SyncReader | None = None) -> StatusSummary:
-    """``app.status()``, shared between concurrent ``/status`` commands.
-
-    With a ``reader`` (the gateway's synchronous SQLite connection) the
-    whole snapshot is one call instead of a dozen thread hops.
-    """
-    key: object = app if reader is None else reader
-    flight = _status_flights.get(key)
+async def project_status(app: Polpo) -> StatusSummary:
+    """``app.status()``, shared between concurrent ``/status`` commands."""
+    flight = _status_flights.get(app)
     if flight is None:
-
-        async def snapshot() -> StatusSummary:
-            if reader is None:
-                return await app.status()
-            config, now = app.config, app.clock.now()
-            return await reader.read(lambda conn: read_status(conn, config, now))
-
-        flight = _status_flights[key] = SingleFlight(snapshot)
+        flight = _status_flights[app] = SingleFlight(app.status)
     return await flight()
 
 
 async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
     app = ctx.app
-    s = await project_status(app, ctx.reader)
+    s = await project_status(app)
     lines = [f"📊 **{md(s.project)}**"]
     counts = [f"{n} {status.replace('_', ' ')}" for status, n in s.tasks.items() if n]
     lines.append("Tasks: " + (", ".join(counts) if counts else "none yet"))
@@ -250,11 +227,8 @@ async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
 async def _pairing_lines(ctx: CommandContext) -> list[str]:
     """For admins: who is waiting for access (each holds one of the few pending slots)."""
     now = ctx.now
-    if ctx.reader is not None:
-        pending = await ctx.reader.read(lambda conn: pending_requests(conn, now, 6))
-    else:
-        async with ctx.app.store.read() as conn:
-            pending = await conn.run_sync(lambda c: pending_requests(c, now, 6))
+    async with ctx.app.store.read() as conn:
+        pending = await pairing_store.pending(conn, now, 6)
     if not pending:
         return ["Pairing requests pending: none"]
     more = " or more" if len(pending) > 5 else ""

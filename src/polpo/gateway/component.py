@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from polpo.channels.base import Channel, ChannelStatus
 from polpo.gateway.dispatcher import OutboxDispatcher
 from polpo.gateway.pipeline import ChannelSettings, Gateway
-from polpo.gateway.writes import WriteBatcher
 from polpo.host import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -47,7 +46,7 @@ class GatewayComponent:
     ) -> None:
         self.app = app
         self.owner = owner
-        self.batcher = WriteBatcher(app.ctx)
+        self.batcher = app.ctx.write_batcher()
         self.gateway = Gateway(
             app,
             responder=responder,

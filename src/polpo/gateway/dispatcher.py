@@ -29,18 +29,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
-
-import sqlalchemy as sa
 
 from polpo.channels.base import Button, Channel, OutboundMessage, new_message_id
 from polpo.errors import ChannelError
 from polpo.gateway.format import render_parts
-from polpo.gateway.writes import SyncTx, WriteBatcher, execute
-from polpo.host import cancel_and_wait
-from polpo.store.tables import inbox, outbox, outbox_parts
+from polpo.host import cancel_and_wait, wake_or_timeout
+from polpo.store import outbox
+from polpo.store.batch import WriteBatcher
+from polpo.store.outbox import PendingRow as _Row
+from polpo.store.outbox import SentPart as _Part
+from polpo.store.tx import Tx
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -57,47 +57,6 @@ MAX_UNEXPECTED_FAILURES = 5
 DEFAULT_PACE_SECONDS: dict[str, float] = {"whatsapp": 0.3}
 #: Rows read per pass.
 PAGE = 1000
-
-
-_UPDATE = outbox.update().where(outbox.c.id == sa.bindparam("row"))
-_ATTEMPT = (
-    outbox.update().where(outbox.c.id == sa.bindparam("row")).values(attempts=outbox.c.attempts + 1)
-)
-_PART_INSERT = outbox_parts.insert()
-_PART_SENT = (
-    outbox_parts.update()
-    .where(
-        outbox_parts.c.outbox_id == sa.bindparam("row"), outbox_parts.c.part == sa.bindparam("n")
-    )
-    .values(status="sent", sent_at=sa.bindparam("at"), message_id=sa.bindparam("mid"))
-)
-
-
-@dataclass(frozen=True)
-class _Row:
-    id: int
-    chat_id: str
-    text: str
-    buttons: Any
-    parts_sent: int
-    attempts: int
-    next_attempt_at: float | None
-    channel_message_id: str | None
-    error: str | None
-    #: the message this row answers (its channel message id): the reply quotes it
-    reply_to: str | None = None
-    #: message ids assigned to parts not yet confirmed sent (``outbox_parts`` "sending")
-    assigned: Mapping[int, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Part:
-    """One part's record, written with the row's progress."""
-
-    n: int
-    message_id: str | None
-    #: its id was assigned before sending: the "sending" record exists
-    assigned: bool
 
 
 class OutboxDispatcher:
@@ -117,7 +76,7 @@ class OutboxDispatcher:
         self.channel = channel
         self.owner = owner
         self._owns_batcher = batcher is None
-        self.batcher = batcher or WriteBatcher(app.ctx)
+        self.batcher = batcher or app.ctx.write_batcher()
         self.pace_seconds = (
             DEFAULT_PACE_SECONDS.get(channel.name, 0.0) if pace_seconds is None else pace_seconds
         )
@@ -129,7 +88,6 @@ class OutboxDispatcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._retry_now = False
-        self._query: Any = None
         # Rows the gateway just committed, handed over in memory (no read-back). They are
         # sent without a read only while nothing else can be pending: the last read found
         # every row sent, and no one else has enqueued since (``_stale`` False).
@@ -190,9 +148,7 @@ class OutboxDispatcher:
                 busy = False
             if busy:
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            except TimeoutError:
+            if not await wake_or_timeout(self._wake, self.poll_seconds):
                 self._stale = True  # rows of other processes: read at every poll
 
     # -- sending -----------------------------------------------------------------
@@ -270,9 +226,7 @@ class OutboxDispatcher:
             parts = render_parts(row.text, self.channel.text_format, self.channel.max_text_length)
         except Exception as e:
             log.exception("outbox row %s cannot be rendered", row.id)
-            await self.batcher.run(
-                partial_record(self, row.id, status="failed", error=f"render: {e}")
-            )
+            await self.batcher.run(self._recorder(row.id, status="failed", error=f"render: {e}"))
             self.failed += 1
             return True
         buttons = tuple(
@@ -312,14 +266,11 @@ class OutboxDispatcher:
             part = _Part(n, sent_id, n in assigned)
             if not last:
                 await self.batcher.run(
-                    partial_record(
-                        self, row.id, parts_sent=n + 1, channel_message_id=first_id, part=part
-                    )
+                    self._recorder(row.id, parts_sent=n + 1, channel_message_id=first_id, part=part)
                 )
         sent_parts = len(parts)
         await self.batcher.run(
-            partial_record(
-                self,
+            self._recorder(
                 row.id,
                 status="sent",
                 parts_sent=sent_parts,
@@ -352,20 +303,8 @@ class OutboxDispatcher:
                 self.on_sent(mid)
         return {**row.assigned, **fresh}
 
-    def _store_assigned(self, row_id: int, ids: Mapping[int, str], tx: SyncTx) -> None:
-        for n, mid in ids.items():
-            execute(
-                tx.conn,
-                _PART_INSERT,
-                {
-                    "outbox_id": row_id,
-                    "part": n,
-                    "channel": self.channel.name,
-                    "message_id": mid,
-                    "status": "sending",
-                    "created_at": tx.now,
-                },
-            )
+    async def _store_assigned(self, row_id: int, ids: Mapping[int, str], tx: Tx) -> None:
+        await outbox.assign_part_ids(tx.conn, row_id, self.channel.name, ids, tx.now)
 
     async def _failed(
         self, row: _Row, parts_sent: int, first_id: str | None, error: str, *, retryable: bool
@@ -373,8 +312,7 @@ class OutboxDispatcher:
         if not retryable:
             log.warning("outbox row %s to %s failed for good: %s", row.id, row.chat_id, error)
             await self.batcher.run(
-                partial_record(
-                    self,
+                self._recorder(
                     row.id,
                     status="failed",
                     parts_sent=parts_sent,
@@ -388,8 +326,7 @@ class OutboxDispatcher:
         delay = BACKOFF_SECONDS[min(row.attempts, len(BACKOFF_SECONDS) - 1)]
         log.info("outbox row %s to %s: %s; retrying in %.0f s", row.id, row.chat_id, error, delay)
         await self.batcher.run(
-            partial_record(
-                self,
+            self._recorder(
                 row.id,
                 parts_sent=parts_sent,
                 channel_message_id=first_id,
@@ -402,135 +339,19 @@ class OutboxDispatcher:
 
     # -- store -------------------------------------------------------------------
 
-    def _owner_match(self) -> Any:
-        return outbox.c.owner.is_(None) if self.owner is None else outbox.c.owner == self.owner
-
     async def _pending(self) -> list[_Row]:
-        if self._query is None:
-            self._query = self._pending_query()
-        query = self._query
         mints = getattr(self.channel, "new_message_id", None) is not None
-        rows, assigned = await self.batcher.read(partial(self._read_pending, query, mints))
-        out = [_Row(*r) for r in rows]
-        if assigned:
-            out = [replace(r, assigned=assigned[r.id]) if r.id in assigned else r for r in out]
-        return out
+        async with self.app.store.read() as conn:
+            return await outbox.pending(conn, self.channel.name, self.owner, PAGE, mints=mints)
 
-    def _read_pending(
-        self, query: Any, mints: bool, conn: sa.Connection
-    ) -> tuple[list[Any], dict[int, dict[int, str]]]:
-        rows = conn.execute(query).all()
-        assigned: dict[int, dict[int, str]] = {}
-        if rows and mints:
-            # ids assigned to parts of these rows by an attempt that did not finish
-            found = conn.execute(
-                sa.select(
-                    outbox_parts.c.outbox_id, outbox_parts.c.part, outbox_parts.c.message_id
-                ).where(
-                    outbox_parts.c.outbox_id >= rows[0][0],
-                    outbox_parts.c.outbox_id <= rows[-1][0],
-                    outbox_parts.c.channel == self.channel.name,
-                    outbox_parts.c.status == "sending",
-                    outbox_parts.c.message_id.is_not(None),
-                )
-            ).all()
-            for outbox_id, n, mid in found:
-                assigned.setdefault(int(outbox_id), {})[int(n)] = str(mid)
-        return list(rows), assigned
+    async def _clear_backoff(self, tx: Tx) -> None:
+        await outbox.clear_backoff(tx.conn, self.channel.name, self.owner)
 
-    def _pending_query(self) -> Any:
-        return (
-            sa.select(
-                outbox.c.id,
-                outbox.c.chat_id,
-                outbox.c.text,
-                outbox.c.buttons,
-                outbox.c.parts_sent,
-                outbox.c.attempts,
-                outbox.c.next_attempt_at,
-                outbox.c.channel_message_id,
-                outbox.c.error,
-                sa.select(inbox.c.message_id)
-                .where(inbox.c.id == outbox.c.inbox_id)
-                .scalar_subquery(),
-            )
-            .where(
-                outbox.c.channel == self.channel.name,
-                outbox.c.status == "pending",
-                self._owner_match(),
-            )
-            .order_by(outbox.c.id)
-            .limit(PAGE)
-        )
+    def _recorder(self, row_id: int, **kw: Any) -> Callable[[Tx], Awaitable[None]]:
+        """A write step recording what a send did to row ``row_id`` (see ``outbox.record``)."""
+        channel = self.channel.name
 
-    def _clear_backoff(self, tx: SyncTx) -> None:
-        tx.conn.execute(
-            outbox.update()
-            .where(
-                outbox.c.channel == self.channel.name,
-                outbox.c.status == "pending",
-                outbox.c.next_attempt_at.is_not(None),
-                self._owner_match(),
-            )
-            .values(next_attempt_at=None)
-        )
+        async def step(tx: Tx) -> None:
+            await outbox.record(tx.conn, row_id, channel, tx.now, **kw)
 
-    def _record(
-        self,
-        tx: SyncTx,
-        row_id: int,
-        *,
-        status: str | None = None,
-        parts_sent: int | None = None,
-        channel_message_id: str | None = None,
-        sent: bool = False,
-        error: str | None = None,
-        attempt: bool = False,
-        retry_in: float | None = None,
-        part: _Part | None = None,
-    ) -> None:
-        if part is not None and part.message_id is not None:
-            if part.assigned:
-                execute(
-                    tx.conn,
-                    _PART_SENT,
-                    {"row": row_id, "n": part.n, "at": tx.now, "mid": part.message_id},
-                )
-            else:
-                execute(
-                    tx.conn,
-                    _PART_INSERT,
-                    {
-                        "outbox_id": row_id,
-                        "part": part.n,
-                        "channel": self.channel.name,
-                        "message_id": part.message_id,
-                        "status": "sent",
-                        "created_at": tx.now,
-                        "sent_at": tx.now,
-                    },
-                )
-        values: dict[str, Any] = {}
-        if status is not None:
-            values["status"] = status
-        if parts_sent is not None:
-            values["parts_sent"] = parts_sent
-        if channel_message_id is not None:
-            values["channel_message_id"] = channel_message_id
-        if sent:
-            values["sent_at"] = tx.now
-            values["next_attempt_at"] = None
-        if error is not None or status == "sent":
-            values["error"] = error
-        if attempt:
-            execute(tx.conn, _ATTEMPT, {"row": row_id})
-        if retry_in is not None:
-            values["next_attempt_at"] = tx.now + retry_in
-        execute(tx.conn, _UPDATE, {"row": row_id, **values})
-
-
-def partial_record(d: OutboxDispatcher, row_id: int, **kw: Any) -> Callable[[SyncTx], None]:
-    def step(tx: SyncTx) -> None:
-        d._record(tx, row_id, **kw)
-
-    return step
+        return step

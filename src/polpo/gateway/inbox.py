@@ -1,6 +1,6 @@
 """The durable inbox: an inbound message is a row before anything else happens.
 
-A message is stored (:func:`store`) before the channel may acknowledge it;
+A message is stored (:func:`store_message`) before the channel may acknowledge it;
 a unique ``(channel, message_id)`` drops duplicates, also across restarts.
 It leaves the ``received`` state in one of two ways: :func:`mark` (ignored,
 failed) or :func:`finish` — the turn's session changes, its reply row in the
@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import sqlalchemy as sa
-
 from polpo.channels.base import InboundMessage, sanitize_attachment
 from polpo.gateway.sessions import Session, SessionChanges
-from polpo.gateway.writes import SyncTx, execute
-from polpo.store.tables import inbox, outbox
+from polpo.store import inbox as store
+from polpo.store.connection import Connection
+from polpo.store.outbox import enqueue
+from polpo.store.tx import Tx
 
 InboxStatus = Literal["received", "done", "ignored", "failed"]
 
@@ -69,8 +69,8 @@ class Finish:
     owner: str | None = None
 
 
-def store(
-    tx: SyncTx, message: InboundMessage, *, owner: str | None, max_age: float | None
+async def store_message(
+    tx: Tx, message: InboundMessage, *, owner: str | None, max_age: float | None
 ) -> Stored | None:
     """Insert ``message``; None if it is a duplicate. An ``offline`` message older than
     ``max_age`` seconds is stored already ignored."""
@@ -78,66 +78,49 @@ def store(
     outcome = None
     if message.offline and max_age is not None and tx.now - message.timestamp > max_age:
         status, outcome = "ignored", "offline: older than offlineMaxAgeMinutes"
-    res = execute(
+    inbox_id = await store.insert(
         tx.conn,
-        _inbox_insert(tx.conn),
-        {
-            "channel": message.channel,
-            "message_id": message.message_id,
-            "peer_id": f"{message.channel}:{message.peer}",
-            "chat_id": message.chat_id,
-            "text": message.text,
-            "payload": message.to_payload(),
-            "sent_at": message.timestamp,
-            "received_at": tx.now,
-            "status": status,
-            "outcome": outcome,
-            "processed_at": tx.now if status != "received" else None,
-            "owner": owner,
-        },
+        channel=message.channel,
+        message_id=message.message_id,
+        peer_id=f"{message.channel}:{message.peer}",
+        chat_id=message.chat_id,
+        text=message.text,
+        payload=message.to_payload(),
+        sent_at=message.timestamp,
+        now=tx.now,
+        status=status,
+        outcome=outcome,
+        owner=owner,
     )
-    found = res.fetchall()
-    if not found or found[0][0] is None:
-        return None
-    return Stored(int(found[0][0]), status == "received")
+    return None if inbox_id is None else Stored(inbox_id, status == "received")
 
 
-def mark(tx: SyncTx, inbox_id: int, status: InboxStatus, outcome: str | None) -> None:
-    execute(
-        tx.conn,
-        _MARK,
-        {"iid": inbox_id, "status": status, "outcome": outcome, "processed_at": tx.now},
-    )
+async def mark(tx: Tx, inbox_id: int, status: InboxStatus, outcome: str | None) -> None:
+    await store.mark(tx.conn, inbox_id, status, outcome, tx.now)
 
 
-def unfinished(conn: sa.Connection, owner: str | None) -> list[Unfinished]:
+async def unfinished(conn: Connection, owner: str | None) -> list[Unfinished]:
     """Rows of ``owner`` still ``received``, oldest first (to resume after a restart)."""
-    owner_match = inbox.c.owner.is_(None) if owner is None else inbox.c.owner == owner
-    rows = conn.execute(
-        sa.select(inbox.c.id, inbox.c.payload)
-        .where(inbox.c.status == "received", owner_match)
-        .order_by(inbox.c.id)
-    ).all()
     out = []
-    for row in rows:
+    for inbox_id, payload in await store.unfinished(conn, owner):
         try:
-            message: InboundMessage | None = InboundMessage.from_dict(row.payload)
+            message: InboundMessage | None = InboundMessage.from_dict(payload)
         except Exception:
             message = None
-        out.append(Unfinished(int(row.id), message))
+        out.append(Unfinished(inbox_id, message))
     return out
 
 
-def finish(tx: SyncTx, end: Finish) -> int | None:
+async def finish(tx: Tx, end: Finish) -> int | None:
     """Session changes, the reply in the outbox and the inbox row done: all or nothing.
 
     Returns the reply's outbox row id (None: no reply, or one was already there)."""
     row_id = None
     if end.changes is not None and end.canonical is not None:
-        end.changes.apply(tx.conn, end.canonical, tx.now, end.idle_seconds, end.session)
+        await end.changes.apply(tx.conn, end.canonical, tx.now, end.idle_seconds, end.session)
     if end.reply is not None and end.reply.text.strip():
         msg = end.message
-        row_id = enqueue_reply(
+        row_id = await enqueue(
             tx.conn,
             channel=msg.channel,
             chat_id=msg.chat_id,
@@ -149,46 +132,8 @@ def finish(tx: SyncTx, end: Finish) -> int | None:
             buttons=end.reply.buttons,
             owner=end.owner,
         )
-    mark(tx, end.inbox_id, end.status, end.outcome)
+    await mark(tx, end.inbox_id, end.status, end.outcome)
     return row_id
-
-
-def enqueue_reply(
-    conn: sa.Connection,
-    *,
-    channel: str,
-    chat_id: str,
-    text: str,
-    now: float,
-    peer_id: str | None,
-    inbox_id: int | None,
-    dedupe_key: str,
-    buttons: list[dict[str, str]] | None,
-    owner: str | None,
-) -> int | None:
-    """:func:`polpo.store.outbox.enqueue` on a synchronous connection: the new row's id,
-    None if already there."""
-    res = execute(
-        conn,
-        _outbox_insert(conn),
-        {
-            "channel": channel,
-            "chat_id": chat_id,
-            "peer_id": peer_id,
-            "text": text,
-            "inbox_id": inbox_id,
-            "dedupe_key": dedupe_key,
-            "buttons": buttons,
-            "owner": owner,
-            "parts_sent": 0,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-        },
-    )
-    found = res.fetchall()
-    row_id = found[0][0] if found else None
-    return None if row_id is None else int(row_id)
 
 
 def sanitize(message: InboundMessage) -> InboundMessage:
@@ -229,39 +174,6 @@ def sanitize(message: InboundMessage) -> InboundMessage:
             changes["attachment"] = attachment
     return replace(message, **changes) if changes else message
 
-
-# -- statements ----------------------------------------------------------------
-
-
-def _insert_ignore(dialect: str, table: sa.Table) -> Any:
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    return pg_insert(table).on_conflict_do_nothing()
-
-
-# Built once per dialect: constructing SQLAlchemy statements costs more than running them.
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-
-
-def _inbox_insert(conn: sa.Connection) -> Any:
-    key = ("inbox", conn.dialect.name)
-    if key not in _STATEMENTS:
-        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, inbox).returning(inbox.c.id)
-    return _STATEMENTS[key]
-
-
-def _outbox_insert(conn: sa.Connection) -> Any:
-    key = ("outbox", conn.dialect.name)
-    if key not in _STATEMENTS:
-        _STATEMENTS[key] = _insert_ignore(conn.dialect.name, outbox).returning(outbox.c.id)
-    return _STATEMENTS[key]
-
-
-_MARK = inbox.update().where(inbox.c.id == sa.bindparam("iid"))
 
 _STR_FIELDS: Sequence[str] = (
     "channel",

@@ -11,7 +11,7 @@ acknowledge it to its network right away; the work happens in per-sender
 lanes (:mod:`polpo.gateway.lanes`). The parts, each in its own module:
 :mod:`~polpo.gateway.inbox` (the durable rows), :mod:`~polpo.gateway.admission`
 (``Admitted | Finished``), :mod:`~polpo.gateway.routing` (command, pending
-answer or chat). Writes go through a :class:`~polpo.gateway.writes.WriteBatcher`,
+answer or chat). Writes go through a :class:`~polpo.store.batch.WriteBatcher`,
 so under load many lanes share one transaction. The outbox dispatcher
 (:mod:`polpo.gateway.dispatcher`) sends what this enqueues.
 """
@@ -36,7 +36,9 @@ from polpo.gateway.inbox import Finish, Reply, sanitize
 from polpo.gateway.lanes import KeyedLock, Lanes
 from polpo.gateway.ratelimit import RateLimiter
 from polpo.gateway.routing import Dropped, Routed, Router
-from polpo.gateway.writes import SyncTx, WriteBatcher
+from polpo.services.access import AccessRules
+from polpo.store.batch import WriteBatcher
+from polpo.store.tx import Tx
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -99,7 +101,7 @@ class Gateway:
         self.app = app
         self.owner = owner
         self._owns_batcher = batcher is None
-        self.batcher = batcher or WriteBatcher(app.ctx)
+        self.batcher = batcher or app.ctx.write_batcher()
         self.ratelimiter = RateLimiter(app.clock)
         self.channels: dict[str, Channel] = {}
         self._configs: dict[str, ChannelSettings] = dict(configs or {})
@@ -108,7 +110,8 @@ class Gateway:
         self._lanes: Lanes[_Work] = Lanes(self._process, limit=max_concurrent_turns)
         self._persons = KeyedLock()
         self._person_turns: dict[str, int] = {}
-        self._admission = Admission(app.config, self._configs, owner=owner, turns_of=self._turns_of)
+        self._rules = AccessRules(app.config, self._configs)
+        self._admission = Admission(self._rules, owner=owner, turns_of=self._turns_of)
         self._router = Router(
             app,
             self.batcher,
@@ -129,13 +132,15 @@ class Gateway:
 
     def add_channel(self, channel: Channel, config: ChannelSettings | None = None) -> None:
         self.channels[channel.name] = channel
-        self._admission.channel_changed(channel.name)
         if config is not None:
             self._configs[channel.name] = config
         elif channel.name not in self._configs:
             found = self.app.config.channel_of_type(channel.name)
             if found is not None:
                 self._configs[channel.name] = found[1]
+        settings = self._configs.get(channel.name)
+        if settings is not None:
+            self._rules.set_channel(channel.name, settings)
 
     def config_for(self, channel: str) -> ChannelSettings | None:
         return self._configs.get(channel)
@@ -169,7 +174,8 @@ class Gateway:
 
     async def start(self) -> None:
         """Resume messages stored but not finished (a crash, a stop mid-turn)."""
-        rows = await self.batcher.read(partial(inbox.unfinished, owner=self.owner))
+        async with self.app.store.read() as conn:
+            rows = await inbox.unfinished(conn, self.owner)
         for row in rows:
             if row.message is None:  # a row we cannot read back: record it, go on
                 log.error("inbox row %s cannot be resumed", row.inbox_id)
@@ -204,7 +210,15 @@ class Gateway:
         # Nothing of this sender waiting: admit it in the transaction that stores it
         # (one round trip less). Otherwise its lane admits it in turn.
         early = not self._lanes.busy(_lane_key(message))
-        stored, decided = await self.batcher.run(partial(self._store, message, early))
+        try:
+            stored, decided = await self.batcher.run(partial(self._store, message, early))
+        except Exception:
+            if not early:
+                raise
+            # admitting it failed (and took the stored row with it): store it alone, for
+            # its lane to admit again (and record a failure there)
+            log.exception("admitting %s message %s failed", message.channel, message.message_id)
+            stored, decided = await self.batcher.run(partial(self._store, message, False))
         if stored is None:
             self.stats["duplicate"] += 1
             log.debug("duplicate %s message %s dropped", message.channel, message.message_id)
@@ -243,22 +257,16 @@ class Gateway:
 
     # -- storing ---------------------------------------------------------------
 
-    def _store(
-        self, message: InboundMessage, early: bool, tx: SyncTx
+    async def _store(
+        self, message: InboundMessage, early: bool, tx: Tx
     ) -> tuple[inbox.Stored | None, Admitted | Finished | None]:
         """Store ``message``; when ``early``, admit it in the same transaction."""
         settings = self._configs.get(message.channel)
         max_age = settings.gateway.offline_max_age_minutes * 60 if settings is not None else None
-        stored = inbox.store(tx, message, owner=self.owner, max_age=max_age)
+        stored = await inbox.store_message(tx, message, owner=self.owner, max_age=max_age)
         if stored is None or not stored.received or not early:
             return stored, None
-        try:
-            with tx.conn.begin_nested():
-                return stored, self._admission.decide(tx, stored.inbox_id, message)
-        except Exception:
-            # stored all the same; its lane will try again (and record a failure there)
-            log.exception("admitting inbound message %s failed", stored.inbox_id)
-            return stored, None
+        return stored, await self._admission.decide(tx, stored.inbox_id, message)
 
     def _finished_early(self, msg: InboundMessage, finished: Finished) -> None:
         """Book-keeping for a message answered or ignored by its admission."""
@@ -299,7 +307,7 @@ class Gateway:
         admitted = work.admission
         if admitted is None or settings is None:
             decided = await self.batcher.run(
-                lambda tx: self._admission.decide(tx, work.inbox_id, msg)
+                partial(self._admission.decide, inbox_id=work.inbox_id, msg=msg)
             )
             if isinstance(decided, Finished):
                 self._finished_early(msg, decided)
@@ -402,5 +410,5 @@ def _lane_key(message: InboundMessage) -> str:
     return f"{message.channel}:{message.peer}"
 
 
-def _mark(inbox_id: int, status: inbox.InboxStatus, outcome: str | None, tx: SyncTx) -> None:
-    inbox.mark(tx, inbox_id, status, outcome)
+async def _mark(inbox_id: int, status: inbox.InboxStatus, outcome: str | None, tx: Tx) -> None:
+    await inbox.mark(tx, inbox_id, status, outcome)

@@ -19,8 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
 from polpo.channels.base import Channel, ChannelStatus, InboundMessage
 from polpo.config import GatewayConfig
 from polpo.core.reactions import approval_vote
@@ -28,8 +26,9 @@ from polpo.gateway import commands, media
 from polpo.gateway.admission import Admitted
 from polpo.gateway.inbox import Reply
 from polpo.gateway.sessions import Session, SessionChanges, open_session
-from polpo.gateway.writes import WriteBatcher
-from polpo.store.tables import outbox
+from polpo.store import outbox
+from polpo.store.batch import WriteBatcher
+from polpo.store.tx import Tx
 
 if TYPE_CHECKING:
     from polpo.app import Polpo
@@ -102,7 +101,6 @@ class Router:
             now=self._app.clock.now(),
             session=changes,
             channel_statuses=self._statuses(),
-            reader=self._batcher,
         )
         if msg.kind == "reaction":
             command = await self._reaction_command(msg)
@@ -126,9 +124,11 @@ class Router:
         session = admitted.session
         if session is None or self._turns_of(canonical) != admitted.turns_seen:
             # a linked identity's turn ran since: read the session again
-            session = await self._batcher.run(
-                lambda tx: open_session(tx.conn, canonical, tx.now, idle)
-            )
+
+            async def reopen(tx: Tx) -> Session:
+                return await open_session(tx.conn, canonical, tx.now, idle)
+
+            session = await self._batcher.run(reopen)
         if session.pending and turn is None:  # typed words only answer a question
             await changes.set_pending(None)
             answer = await commands.answer_pending(ctx, session.pending, msg.text)
@@ -173,14 +173,8 @@ class Router:
         vote = approval_vote(msg.reaction)  # 👍🏽, 👎️, ✅, ❌ … (core/reactions.py)
         if vote is None or not msg.target_id:
             return None
-        target = msg.target_id
-        ref = await self._batcher.read(
-            lambda conn: conn.execute(
-                sa.select(outbox.c.ref).where(
-                    outbox.c.channel == msg.channel, outbox.c.channel_message_id == target
-                )
-            ).scalar()
-        )
+        async with self._batcher.store.read() as conn:
+            ref = await outbox.ref_of_sent(conn, msg.channel, msg.target_id)
         if not ref or not str(ref).startswith("approval:"):
             return None
         approval = str(ref).split(":", 1)[1]

@@ -26,7 +26,6 @@ finished twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import re
@@ -41,7 +40,7 @@ import sqlalchemy as sa
 from polpo.config import AgentConfig, GateConfig, PolpoConfig
 from polpo.core.models import Event, Task
 from polpo.errors import ModelNotConfiguredError
-from polpo.host import cancel_and_wait
+from polpo.host import cancel_and_wait, wake_or_timeout
 from polpo.runner.sandbox import log_sandbox_warnings
 from polpo.runner.tools import Workspace, tools_for, workspace_for
 from polpo.services.context import Tx
@@ -259,8 +258,7 @@ class Runner:
         return await self._report()
 
     async def _sleep(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.ctx.config.settings.runner.poll_seconds)
+        await wake_or_timeout(self._wake, self.ctx.config.settings.runner.poll_seconds)
 
     async def wait_idle(self) -> None:
         """Until every run this runner started has finished (tests, shutdown)."""

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from dataclasses import dataclass
 
 from polpo.clock import Clock
 from polpo.config import PolpoConfig
 from polpo.core.events import EventBus
-from polpo.core.models import Event
 from polpo.store import PROCESS_ID, Store
-from polpo.store.event_order import commit_order
-from polpo.store.records import append_event
+from polpo.store.batch import WriteBatcher
+from polpo.store.connection import Connection
+from polpo.store.tx import Tx, write_tx
 
-
-@dataclass
-class Tx:
-    """One write transaction and the events it will publish after commit."""
-
-    conn: AsyncConnection
-    now: float
-    origin: str
-    events: list[Event] = field(default_factory=list)
-
-    async def emit(self, type_: str, payload: dict[str, Any]) -> Event:
-        """Append an event; on PostgreSQL its id is final only after commit (see tx.events)."""
-        ev = await append_event(self.conn, type_, payload, self.now, self.origin)
-        self.events.append(ev)
-        return ev
+__all__ = ["ServiceContext", "Tx"]
 
 
 @dataclass
@@ -44,14 +27,18 @@ class ServiceContext:
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[Tx]:
-        async with self.store.write() as conn:
-            tx = Tx(conn, self.clock.now(), self.origin)
+        async with write_tx(self.store, self.clock.now(), self.origin) as tx:
             yield tx
-            tx.events = await commit_order(conn, tx.events)
         if tx.events:
             await self.bus.publish(tx.events)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self) -> AsyncIterator[Connection]:
         async with self.store.read() as conn:
             yield conn
+
+    def write_batcher(self) -> WriteBatcher:
+        """A :class:`WriteBatcher` whose transactions are this context's (clock, origin, bus)."""
+        return WriteBatcher(
+            self.store, now=self.clock.now, origin=self.origin, publish=self.bus.publish
+        )

@@ -21,29 +21,33 @@ peers …``, ``polpo pair …``) and the HTTP API:
 from __future__ import annotations
 
 import builtins
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from polpo.core.access import Access
+from polpo.core.pairing import (
+    CODE_LENGTH,
+    LINK_CODE_SECONDS,
+    PAIR_FAILURE_WINDOW,
+    PAIR_FAILURES_KEPT,
+    PAIRING_STATUSES,
+    effective_status,
+    new_code,
+    normalize_code,
+    pair_locked_until,
+)
 from polpo.errors import NotFoundError, PolpoError, ValidationError
-from polpo.peerid import CHANNEL_TYPES, PeerIdError, display_peer, normalize_peer, split_peer
+from polpo.peerid import CHANNEL_TYPES, PeerIdError, display_peer, normalize_peer
+from polpo.services.access import AccessRules
 from polpo.services.context import ServiceContext, Tx
-from polpo.store.engine import insert_ignore
+from polpo.store import peers as peer_store
+from polpo.store.connection import Connection
 from polpo.store.outbox import enqueue
 from polpo.store.tables import allowlist, link_codes, pair_failures, pairing_requests, peers
-
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-CODE_LENGTH = 8
-LINK_CODE_SECONDS = 10 * 60
-PAIR_FAILURE_WINDOW = 10 * 60
-PAIR_FAILURE_LIMIT = 5
-PAIR_LOCKOUT_SECONDS = 10 * 60
-PAIRING_STATUSES = ("pending", "approved", "expired")
 
 
 class PairingError(PolpoError):
@@ -57,16 +61,6 @@ class LinkError(PolpoError):
     """A link code or a link request cannot be used (unknown, expired, used, self)."""
 
     http_status = 409
-
-
-def new_code() -> str:
-    """8 characters from the unambiguous alphabet (no 0/O, 1/I)."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-
-
-def normalize_code(raw: str) -> str:
-    """``k7m2-xpg9`` / ``K7M2 XPG9`` → ``K7M2XPG9`` (case-insensitive; spaces and dashes ignored)."""
-    return "".join(c for c in raw.upper() if not c.isspace() and c not in "-–—_.")
 
 
 def clock_time(ts: float) -> str:
@@ -222,8 +216,8 @@ class PeerService:
         self.ctx = ctx
         #: called after a commit that queued outbox rows (``app.outbox_ready.set``)
         self.on_outbox = on_outbox
-        self._admin_ids: frozenset[str] | None = None
-        self._allow_from: dict[str, tuple[bool, frozenset[str]]] = {}
+        #: the config's access rules (the gateway decides with the same)
+        self.rules = AccessRules(ctx.config)
 
     # -- reading ids ------------------------------------------------------------
 
@@ -241,71 +235,10 @@ class PeerService:
 
     # -- access -------------------------------------------------------------------
 
-    def _own_access(self, peer_id: str, allowlisted: set[str]) -> tuple[bool, str, bool]:
-        """(allowed, why, is_admin) of one peer by its own channel's gateway alone."""
-        try:
-            channel, _ = split_peer(peer_id)
-        except PeerIdError:
-            return False, "not allowed", False
-        found = self.ctx.config.channel_of_type(channel)
-        if found is None:
-            return False, "no gateway", False
-        cfg = found[1]
-        gw = cfg.gateway
-        # an admin named in any channel's gateway is an admin (as the gateway decides)
-        is_admin = peer_id in self._admins()
-        if gw.dm_policy == "disabled":
-            return False, "disabled", is_admin
-        if is_admin:
-            return True, "admin", True
-        everyone, allow_from = self._allowed_from(channel)
-        if peer_id in allow_from:
-            return True, "allowFrom", False
-        if peer_id in allowlisted:
-            return True, "allowlist", False
-        if everyone or gw.dm_policy == "open":
-            return True, "open", False
-        return False, "not allowed", False
-
-    def _admins(self) -> frozenset[str]:
-        """Every channel's admins (the config does not change while a project is open)."""
-        if self._admin_ids is None:
-            out: set[str] = set()
-            for ch in self.ctx.config.settings.notifications.channels.values():
-                out.update(ch.admin_peers())
-            self._admin_ids = frozenset(out)
-        return self._admin_ids
-
-    def _allowed_from(self, channel: str) -> tuple[bool, frozenset[str]]:
-        found = self._allow_from.get(channel)
-        if found is None:
-            cfg = self.ctx.config.channel_of_type(channel)
-            found = cfg[1].allowed_peers() if cfg else (False, frozenset())
-            self._allow_from[channel] = found
-        return found
-
-    def _channel_disabled(self, peer_id: str) -> bool:
-        try:
-            channel, _ = split_peer(peer_id)
-        except PeerIdError:
-            return True
-        found = self.ctx.config.channel_of_type(channel)
-        return found is None or found[1].gateway.dm_policy == "disabled"
-
     def _info(self, row: _PeerRow, groups: dict[str, list[str]], allowlisted: set[str]) -> PeerInfo:
         canonical = row.linked_to or row.id
         members = groups.get(canonical, [canonical])
-        allowed, why, is_admin = self._own_access(row.id, allowlisted)
-        via = None
-        others = tuple(m for m in members if m != row.id)
-        for other in others:
-            o_allowed, o_why, o_admin = self._own_access(other, allowlisted)
-            is_admin = is_admin or o_admin
-            # only a personal grant is shared: "open" lets anyone in on that
-            # channel, it says nothing about the person
-            personal = o_why in ("admin", "allowFrom", "allowlist")
-            if not allowed and o_allowed and personal and not self._channel_disabled(row.id):
-                allowed, why, via = True, "linked", other
+        access: Access = self.rules.decide(row.id, members, frozenset(allowlisted))
         return PeerInfo(
             id=row.id,
             channel=row.channel,
@@ -313,11 +246,11 @@ class PeerService:
             first_seen=row.first_seen,
             last_seen=row.last_seen or None,
             linked_to=row.linked_to,
-            allowed=allowed,
-            why=why,
-            is_admin=is_admin,
-            via=via,
-            linked=others,
+            allowed=access.allowed,
+            why=access.why,
+            is_admin=access.is_admin,
+            via=access.via,
+            linked=tuple(m for m in members if m != row.id),
         )
 
     async def list(self, channel: str | None = None) -> builtins.list[PeerInfo]:
@@ -660,15 +593,15 @@ def _locked_message(until: float, now: float) -> str:
     )
 
 
-async def _locked_until(conn: AsyncConnection, peer_id: str, now: float) -> float | None:
-    """Replay the peer's recent wrong codes: 5 within 10 minutes lock ``/pair`` for 10 minutes."""
+async def _locked_until(conn: Connection, peer_id: str, now: float) -> float | None:
+    """When ``peer_id``'s ``/pair`` lockout ends (:func:`polpo.core.pairing.pair_locked_until`)."""
     times = (
         (
             await conn.execute(
                 sa.select(pair_failures.c.at)
                 .where(
                     pair_failures.c.peer_id == peer_id,
-                    pair_failures.c.at > now - PAIR_FAILURE_WINDOW - PAIR_LOCKOUT_SECONDS,
+                    pair_failures.c.at > now - PAIR_FAILURES_KEPT,
                 )
                 .order_by(pair_failures.c.at)
             )
@@ -676,23 +609,12 @@ async def _locked_until(conn: AsyncConnection, peer_id: str, now: float) -> floa
         .scalars()
         .all()
     )
-    locked_until = 0.0
-    window: list[float] = []
-    for t in times:
-        if t < locked_until:
-            continue
-        window = [w for w in window if w > t - PAIR_FAILURE_WINDOW] + [t]
-        if len(window) >= PAIR_FAILURE_LIMIT:
-            locked_until = t + PAIR_LOCKOUT_SECONDS
-            window = []
-    return locked_until if locked_until > now else None
+    return pair_locked_until(times, now)
 
 
 def _pairing_from_row(row: Any, now: float) -> PairingRequest:
     m = row._mapping
-    status = m["status"]
-    if status == "pending" and m["expires_at"] <= now:
-        status = "expired"
+    status = effective_status(m["status"], m["expires_at"], now)
     return PairingRequest(
         code=m["code"],
         channel=m["channel"],
@@ -709,54 +631,29 @@ def _pairing_from_row(row: Any, now: float) -> PairingRequest:
 
 
 async def _allow_in(tx: Tx, peer_id: str, *, by: str, source: str) -> bool:
-    # ON CONFLICT DO NOTHING: allowing one peer from two processes at once adds it once
-    added = (
-        await tx.conn.execute(
-            insert_ignore(tx.conn.dialect.name, allowlist)
-            .values(peer_id=peer_id, added_by=by, added_at=tx.now, source=source)
-            .returning(allowlist.c.peer_id)
-        )
-    ).first()
-    if added is None:
-        return False
-    await tx.emit("peer:allowed", {"peerId": peer_id, "by": by, "source": source})
-    return True
+    return await peer_store.allow(tx, peer_id, by=by, source=source)
 
 
 def _row(r: Any) -> _PeerRow:
     return _PeerRow(r.id, r.channel, r.display_name, r.first_seen, r.last_seen, r.linked_to)
 
 
-async def _peer_rows(conn: AsyncConnection) -> list[_PeerRow]:
+async def _peer_rows(conn: Connection) -> list[_PeerRow]:
     return [_row(r) for r in (await conn.execute(sa.select(peers))).all()]
 
 
-async def _peer_row(conn: AsyncConnection, peer_id: str) -> _PeerRow | None:
+async def _peer_row(conn: Connection, peer_id: str) -> _PeerRow | None:
     r = (await conn.execute(sa.select(peers).where(peers.c.id == peer_id))).first()
     return _row(r) if r is not None else None
 
 
-async def _canonical(conn: AsyncConnection, peer_id: str) -> str:
-    linked = (
-        await conn.execute(sa.select(peers.c.linked_to).where(peers.c.id == peer_id))
-    ).scalar()
-    return str(linked) if linked else peer_id
+async def _canonical(conn: Connection, peer_id: str) -> str:
+    return await peer_store.canonical(conn, peer_id)
 
 
-async def _members(conn: AsyncConnection, canonical: str) -> list[str]:
+async def _members(conn: Connection, canonical: str) -> list[str]:
     """The canonical peer first, then the peers linked to it (oldest first)."""
-    linked = (
-        (
-            await conn.execute(
-                sa.select(peers.c.id)
-                .where(peers.c.linked_to == canonical)
-                .order_by(peers.c.first_seen, peers.c.id)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    return [canonical, *linked]
+    return await peer_store.members(conn, canonical)
 
 
 def _groups(rows: Iterable[_PeerRow]) -> dict[str, list[str]]:
@@ -767,36 +664,12 @@ def _groups(rows: Iterable[_PeerRow]) -> dict[str, list[str]]:
     return groups
 
 
-async def _set_linked(conn: AsyncConnection, ids: Iterable[str], to: str | None) -> None:
-    wanted = list(ids)
-    if wanted:
-        await conn.execute(peers.update().where(peers.c.id.in_(wanted)).values(linked_to=to))
-
-
-async def _ensure_peer(tx: Tx, peer_id: str) -> None:
-    """A peer linked before it ever wrote gets a row; ``last_seen`` 0 means "never"."""
-    await tx.conn.execute(
-        insert_ignore(tx.conn.dialect.name, peers).values(
-            id=peer_id,
-            channel=peer_id.split(":", 1)[0],
-            display_name=None,
-            first_seen=tx.now,
-            last_seen=0.0,
-            linked_to=None,
-        )
-    )
+async def _set_linked(conn: Connection, ids: Iterable[str], to: str | None) -> None:
+    await peer_store.set_linked(conn, ids, to)
 
 
 async def _link_in(tx: Tx, target: str, joining: str, *, by: str) -> LinkResult:
-    """Merge ``joining``'s group into ``target``'s (``target`` is canonical): no chains."""
-    await _ensure_peer(tx, target)
-    await _ensure_peer(tx, joining)
-    joining_canonical = await _canonical(tx.conn, joining)
-    if joining_canonical == target:
-        return LinkResult(joining, target, tuple(await _members(tx.conn, target)), already=True)
-    moving = await _members(tx.conn, joining_canonical)
-    await _set_linked(tx.conn, moving, target)
+    """Merge ``joining``'s group into ``target``'s (:func:`polpo.store.peers.link`)."""
+    plan = await peer_store.link(tx, target, joining, by=by)
     members = tuple(await _members(tx.conn, target))
-    for p in moving:
-        await tx.emit("peer:linked", {"peerId": p, "canonical": target, "by": by})
-    return LinkResult(joining, target, members)
+    return LinkResult(joining, target, members, already=plan.already)

@@ -1,11 +1,11 @@
-"""Opening the database: engine setup, transactions, migrations on start.
+"""Opening the database: the engine for the URL, transactions, migrations on start.
 
-SQLite is the embedded default: WAL journal and a busy timeout so ``polpo
-serve`` and CLI commands can use one file at the same time. Writes inside
-one process are serialised through an asyncio lock and start with ``BEGIN
-IMMEDIATE``, so a write transaction never has to upgrade a read lock (the one
-case where SQLite gives up without waiting). PostgreSQL is used through
-asyncpg when ``settings.storage.url`` says so.
+SQLite is the embedded default (:mod:`polpo.store.sqlite`: synchronous
+connections on the event loop, WAL, ``BEGIN IMMEDIATE`` for writes, writers
+of one process taking turns). PostgreSQL is used through SQLAlchemy's
+asyncio engine (asyncpg) when ``settings.storage.url`` says so; that engine
+is imported only then, so a CLI command on SQLite never pays for it. Both
+hand out the same :class:`~polpo.store.connection.Connection`.
 """
 
 from __future__ import annotations
@@ -18,26 +18,38 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
 
 from polpo.errors import StoreError
 from polpo.private_files import private_sqlite_file
+from polpo.store.connection import AsyncConnectionAdapter, Connection, SyncConnection
+from polpo.store.sqlite import BUSY_TIMEOUT_MS, SqliteDatabase
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "PROCESS_ID",
+    "Store",
+    "advisory_lock",
+    "async_url",
+    "dialect_insert",
+    "display_url",
+    "insert_ignore",
+    "sqlite_path",
+    "upsert",
+]
 
 #: Identifies this process in the event log and in leases.
 PROCESS_ID = f"pid {os.getpid()} on {socket.gethostname()}"
 
-BUSY_TIMEOUT_MS = 15_000
-
 
 def async_url(url: str) -> str:
-    """``sqlite:///x`` → ``sqlite+aiosqlite:///x``; ``postgresql://`` → asyncpg."""
-    if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    """``postgresql://`` → ``postgresql+asyncpg://`` (SQLite URLs stay as they are)."""
     if url.startswith("postgres://"):
         return "postgresql+asyncpg://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
@@ -68,7 +80,7 @@ def display_url(url: str) -> str:
 
 
 def sqlite_path(url: str) -> Path | None:
-    m = re.match(r"^sqlite(?:\+aiosqlite)?:///(.+)$", url)
+    m = re.match(r"^sqlite(?:\+\w+)?:///(.+)$", url)
     if not m or m.group(1) == ":memory:":
         return None
     return Path(m.group(1))
@@ -77,39 +89,40 @@ def sqlite_path(url: str) -> Path | None:
 class Store:
     """The database of one project."""
 
-    def __init__(self, engine: AsyncEngine, url: str) -> None:
-        self.engine = engine
+    def __init__(
+        self, url: str, *, sqlite: SqliteDatabase | None = None, engine: AsyncEngine | None = None
+    ) -> None:
         self.url = url
-        self.dialect = engine.dialect.name
-        self.is_sqlite = self.dialect == "sqlite"
+        self._sqlite = sqlite
+        self._engine = engine
+        self.dialect = "sqlite" if sqlite is not None else "postgresql"
+        self.is_sqlite = sqlite is not None
         self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
         """Open (creating the file and folder if needed) and bring the schema up to date."""
-        aurl = async_url(url)
-        kwargs: dict[str, Any] = {}
-        path = sqlite_path(aurl)
-        if aurl.startswith("sqlite"):
+        if url.startswith("sqlite"):
+            path = sqlite_path(url)
             if path is not None:
                 try:
                     private_sqlite_file(path)  # .polpo/ 0700, the database 0600
                 except OSError as e:
                     raise StoreError(f"cannot create {path}: {e}") from e
-            else:
-                kwargs["poolclass"] = StaticPool
-            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-        if aurl.startswith("postgresql+asyncpg://"):
-            require_asyncpg()
-        try:
-            engine = create_async_engine(aurl, **kwargs)
-        except Exception as e:  # bad URL
-            raise StoreError(f"cannot open database {display_url(url)}: {e}") from e
-        if engine.dialect.name == "sqlite":
-            _install_sqlite_hooks(engine)
-        elif engine.dialect.name == "postgresql":
-            _install_postgres_hooks(engine)
-        store = cls(engine, url)
+            store = cls(url, sqlite=SqliteDatabase(path))
+        else:
+            aurl = async_url(url)
+            if aurl.startswith("postgresql+asyncpg://"):
+                require_asyncpg()
+            try:
+                from sqlalchemy.ext.asyncio import create_async_engine
+
+                engine = create_async_engine(aurl)
+            except Exception as e:  # bad URL
+                raise StoreError(f"cannot open database {display_url(url)}: {e}") from e
+            if engine.dialect.name == "postgresql":
+                _install_postgres_hooks(engine)
+            store = cls(url, engine=engine)
         if migrate:
             from polpo.store.migrations import migrate as run_migrations
 
@@ -124,10 +137,13 @@ class Store:
         return store
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        if self._sqlite is not None:
+            self._sqlite.close()
+        if self._engine is not None:
+            await self._engine.dispose()
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self) -> AsyncIterator[Connection]:
         """A read-only transaction on one consistent snapshot.
 
         SQLite's WAL gives every read transaction a snapshot; on PostgreSQL the
@@ -135,20 +151,27 @@ class Store:
         a mission with its tasks) never mixes states from before and after
         another commit.
         """
-        async with self.engine.connect() as conn:
-            if not self.is_sqlite:
-                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
-            async with conn.begin():
-                yield conn
+        if self._sqlite is not None:
+            async with self._sqlite.read() as conn:
+                yield SyncConnection(conn)
+            return
+        assert self._engine is not None
+        async with self._engine.connect() as aconn:
+            aconn = await aconn.execution_options(isolation_level="REPEATABLE READ")
+            async with aconn.begin():
+                yield AsyncConnectionAdapter(aconn)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: all of it commits, or none of it."""
-        async with self._write_lock, self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = await conn.execution_options(polpo_begin="IMMEDIATE")
-            async with conn.begin():
-                yield conn
+    async def write(self) -> AsyncIterator[Connection]:
+        """A write transaction: all of it commits, or none of it. Writers of this
+        process take turns."""
+        if self._sqlite is not None:
+            async with self._sqlite.write() as conn:
+                yield SyncConnection(conn)
+            return
+        assert self._engine is not None
+        async with self._write_lock, self._engine.connect() as aconn, aconn.begin():
+            yield AsyncConnectionAdapter(aconn)
 
 
 #: What a NUL character becomes on PostgreSQL (U+FFFD, the replacement character).
@@ -193,7 +216,7 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"polpo:{name}".encode()).digest()[:8], "big", signed=True)
 
 
-async def advisory_lock(conn: AsyncConnection, name: str) -> None:
+async def advisory_lock(conn: Connection, name: str) -> None:
     """Hold the database-wide lock ``name`` until this transaction ends (PostgreSQL).
 
     On SQLite a write transaction already excludes every other writer, so
@@ -203,24 +226,6 @@ async def advisory_lock(conn: AsyncConnection, name: str) -> None:
         await conn.execute(
             sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)}
         )
-
-
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take over BEGIN from the driver so we can say IMMEDIATE for writes.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        mode = conn.get_execution_options().get("polpo_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def insert_ignore(store: Store | str, table: sa.Table) -> Any:

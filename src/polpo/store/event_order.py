@@ -24,9 +24,9 @@ from __future__ import annotations
 import dataclasses
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polpo.core.models import Event
+from polpo.store.connection import Connection
 from polpo.store.engine import advisory_key
 
 #: the LISTEN/NOTIFY channel a commit with events signals on
@@ -43,7 +43,7 @@ _MOVE = sa.text(
 )
 
 
-def commit_order_sync(conn: sa.Connection, events: list[Event]) -> list[Event]:
+async def commit_order(conn: Connection, events: list[Event]) -> list[Event]:
     """Give this transaction's ``events`` their final ids; call it just before COMMIT.
 
     Returns the events with their final ids, in the order they were emitted
@@ -52,17 +52,10 @@ def commit_order_sync(conn: sa.Connection, events: list[Event]) -> list[Event]:
     """
     if not events or conn.dialect.name != "postgresql":
         return events
-    conn.execute(_LOCK_AND_NOTIFY, {"key": advisory_key("events"), "channel": EVENTS_CHANNEL})
-    new_ids = sorted(int(r[0]) for r in conn.execute(_NEW_IDS, {"n": len(events)}))
-    moved = {
-        int(old): int(new)
-        for old, new in conn.execute(_MOVE, {"old": [e.id for e in events], "new": new_ids}).all()
-    }
+    await conn.execute(
+        _LOCK_AND_NOTIFY, {"key": advisory_key("events"), "channel": EVENTS_CHANNEL}
+    )
+    new_ids = sorted(int(r[0]) for r in await conn.execute(_NEW_IDS, {"n": len(events)}))
+    res = await conn.execute(_MOVE, {"old": [e.id for e in events], "new": new_ids})
+    moved = {int(old): int(new) for old, new in res.all()}
     return [dataclasses.replace(e, id=moved[e.id]) for e in events if e.id in moved]
-
-
-async def commit_order(conn: AsyncConnection, events: list[Event]) -> list[Event]:
-    """:func:`commit_order_sync` on an async connection."""
-    if not events or conn.dialect.name != "postgresql":
-        return events
-    return await conn.run_sync(commit_order_sync, events)

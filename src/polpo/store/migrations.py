@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polpo.errors import StoreError
 from polpo.store import tables
+from polpo.store.connection import Connection
 from polpo.store.engine import Store, advisory_lock, display_url
 
 schema_table = sa.Table(
@@ -28,7 +28,7 @@ schema_table = sa.Table(
 )
 
 
-async def _v1_initial(conn: AsyncConnection) -> None:
+async def _v1_initial(conn: Connection) -> None:
     await conn.run_sync(tables.metadata.create_all)
 
 
@@ -44,7 +44,7 @@ _V2_COLUMNS: dict[str, list[tuple[str, str]]] = {
 }
 
 
-async def _v2_owners_buttons_cursor(conn: AsyncConnection) -> None:
+async def _v2_owners_buttons_cursor(conn: Connection) -> None:
     """Outbox buttons and progress, owners (``polpo simulate``), the notifier's cursor."""
 
     def apply(c: sa.Connection) -> None:
@@ -59,7 +59,7 @@ async def _v2_owners_buttons_cursor(conn: AsyncConnection) -> None:
     await conn.run_sync(apply)
 
 
-async def _v3_parts_turned_away_retention(conn: AsyncConnection) -> None:
+async def _v3_parts_turned_away_retention(conn: Connection) -> None:
     """Every outbox part's message id (echoes, exactly-once resends), strangers told the
     pairing slots are full, and an index for pruning old events."""
 
@@ -71,12 +71,12 @@ async def _v3_parts_turned_away_retention(conn: AsyncConnection) -> None:
     await conn.run_sync(apply)
 
 
-Step = Callable[[AsyncConnection], Awaitable[None]]
+Step = Callable[[Connection], Awaitable[None]]
 STEPS: list[Step] = [_v1_initial, _v2_owners_buttons_cursor, _v3_parts_turned_away_retention]
 LATEST = len(STEPS)
 
 
-async def current_version(conn: AsyncConnection) -> int:
+async def current_version(conn: Connection) -> int:
     await conn.run_sync(lambda c: schema_table.create(c, checkfirst=True))
     version = (await conn.execute(sa.select(schema_table.c.version))).scalar()
     return int(version or 0)

@@ -10,17 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from polpo import ids
 from polpo.core.models import Approval, Event, Mission, Task
 from polpo.errors import AmbiguousIdError, NotFoundError
+from polpo.store.connection import Connection
 from polpo.store.tables import approvals, events, missions, tasks
 
 # -- ids -----------------------------------------------------------------------
 
 
-async def new_short_id(conn: AsyncConnection, table: sa.Table, full_id: str) -> str:
+async def new_short_id(conn: Connection, table: sa.Table, full_id: str) -> str:
     prefixes = [full_id[:n] for n in range(ids.MIN_PREFIX, len(full_id) + 1)]
     taken = set(
         (
@@ -30,9 +30,7 @@ async def new_short_id(conn: AsyncConnection, table: sa.Table, full_id: str) -> 
     return ids.short_id_for(full_id, taken)
 
 
-async def resolve_id(
-    conn: AsyncConnection, table: sa.Table, ref: str, kind: str, label_col: str
-) -> str:
+async def resolve_id(conn: Connection, table: sa.Table, ref: str, kind: str, label_col: str) -> str:
     """Resolve a full id, short id, or unique prefix (≥ 4 chars) to a full id."""
     r = ids.normalize_ref(ref)
     if len(r) < ids.MIN_PREFIX:
@@ -102,7 +100,7 @@ def task_from_row(row: Any) -> Task:
     )
 
 
-async def get_task(conn: AsyncConnection, task_id: str, *, lock: bool = False) -> Task:
+async def get_task(conn: Connection, task_id: str, *, lock: bool = False) -> Task:
     """The task; with ``lock``, its row stays locked until the transaction ends.
 
     A write transaction that decides from what it reads locks first: on
@@ -116,12 +114,12 @@ async def get_task(conn: AsyncConnection, task_id: str, *, lock: bool = False) -
     return task_from_row(row)
 
 
-async def find_task(conn: AsyncConnection, ref: str, *, lock: bool = False) -> Task:
+async def find_task(conn: Connection, ref: str, *, lock: bool = False) -> Task:
     return await get_task(conn, await resolve_id(conn, tasks, ref, "task", "title"), lock=lock)
 
 
 async def list_tasks(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     status: Sequence[str] | None = None,
     mission_id: str | None = None,
@@ -148,25 +146,25 @@ async def list_tasks(
     return [task_from_row(r) for r in (await conn.execute(q)).all()]
 
 
-async def count_tasks(conn: AsyncConnection, *, status: Sequence[str] | None = None) -> int:
+async def count_tasks(conn: Connection, *, status: Sequence[str] | None = None) -> int:
     q = sa.select(sa.func.count()).select_from(tasks)
     if status:
         q = q.where(tasks.c.status.in_(list(status)))
     return int((await conn.execute(q)).scalar() or 0)
 
 
-async def task_counts_by_status(conn: AsyncConnection) -> dict[str, int]:
+async def task_counts_by_status(conn: Connection) -> dict[str, int]:
     rows = (
         await conn.execute(sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status))
     ).all()
     return {r[0]: int(r[1]) for r in rows}
 
 
-async def update_task(conn: AsyncConnection, task_id: str, **values: Any) -> None:
+async def update_task(conn: Connection, task_id: str, **values: Any) -> None:
     await conn.execute(sa.update(tasks).where(tasks.c.id == task_id).values(**values))
 
 
-async def move_task(conn: AsyncConnection, task_id: str, expected: str, **values: Any) -> bool:
+async def move_task(conn: Connection, task_id: str, expected: str, **values: Any) -> bool:
     """Compare-and-set: update the task only while its status is still ``expected``.
 
     False when another transaction moved it first (the caller re-reads and
@@ -181,7 +179,7 @@ async def move_task(conn: AsyncConnection, task_id: str, expected: str, **values
 # -- missions --------------------------------------------------------------------
 
 
-async def mission_from_row(conn: AsyncConnection, row: Any) -> Mission:
+async def mission_from_row(conn: Connection, row: Any) -> Mission:
     m = row._mapping
     trows = (
         await conn.execute(
@@ -206,7 +204,7 @@ async def mission_from_row(conn: AsyncConnection, row: Any) -> Mission:
     )
 
 
-async def get_mission(conn: AsyncConnection, mission_id: str, *, lock: bool = False) -> Mission:
+async def get_mission(conn: Connection, mission_id: str, *, lock: bool = False) -> Mission:
     """The mission with its tasks' progress; ``lock`` as for :func:`get_task`."""
     q = sa.select(missions).where(missions.c.id == mission_id)
     row = (await conn.execute(q.with_for_update() if lock else q)).first()
@@ -215,14 +213,14 @@ async def get_mission(conn: AsyncConnection, mission_id: str, *, lock: bool = Fa
     return await mission_from_row(conn, row)
 
 
-async def find_mission(conn: AsyncConnection, ref: str, *, lock: bool = False) -> Mission:
+async def find_mission(conn: Connection, ref: str, *, lock: bool = False) -> Mission:
     return await get_mission(
         conn, await resolve_id(conn, missions, ref, "mission", "name"), lock=lock
     )
 
 
 async def list_missions(
-    conn: AsyncConnection, *, status: Sequence[str] | None = None, limit: int | None = None
+    conn: Connection, *, status: Sequence[str] | None = None, limit: int | None = None
 ) -> list[Mission]:
     q = sa.select(missions).order_by(missions.c.created_at.desc(), missions.c.id.desc())
     if status:
@@ -262,7 +260,7 @@ def approval_from_row(row: Any) -> Approval:
     )
 
 
-async def get_approval(conn: AsyncConnection, approval_id: str, *, lock: bool = False) -> Approval:
+async def get_approval(conn: Connection, approval_id: str, *, lock: bool = False) -> Approval:
     """The approval (with its task's title); ``lock`` locks the approval's row only."""
     q = _approval_query().where(approvals.c.id == approval_id)
     if lock:
@@ -273,12 +271,12 @@ async def get_approval(conn: AsyncConnection, approval_id: str, *, lock: bool = 
     return approval_from_row(row)
 
 
-async def find_approval(conn: AsyncConnection, ref: str) -> Approval:
+async def find_approval(conn: Connection, ref: str) -> Approval:
     return await get_approval(conn, await resolve_id(conn, approvals, ref, "approval", "gate"))
 
 
 async def list_approvals(
-    conn: AsyncConnection,
+    conn: Connection,
     *,
     status: Sequence[str] | None = None,
     task_id: str | None = None,
@@ -310,7 +308,7 @@ def event_from_row(row: Any) -> Event:
 
 
 async def append_event(
-    conn: AsyncConnection, type_: str, payload: dict[str, Any], now: float, origin: str
+    conn: Connection, type_: str, payload: dict[str, Any], now: float, origin: str
 ) -> Event:
     res = await conn.execute(
         sa.insert(events)
@@ -322,7 +320,7 @@ async def append_event(
     )
 
 
-async def events_after(conn: AsyncConnection, after_id: int, limit: int = 500) -> list[Event]:
+async def events_after(conn: Connection, after_id: int, limit: int = 500) -> list[Event]:
     rows = (
         await conn.execute(
             # bound as a 64-bit integer: any cursor a client sends compares (the column
@@ -336,5 +334,5 @@ async def events_after(conn: AsyncConnection, after_id: int, limit: int = 500) -
     return [event_from_row(r) for r in rows]
 
 
-async def last_event_id(conn: AsyncConnection) -> int:
+async def last_event_id(conn: Connection) -> int:
     return int((await conn.execute(sa.select(sa.func.max(events.c.id)))).scalar() or 0)
