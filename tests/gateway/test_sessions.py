@@ -22,11 +22,11 @@ async def test_history_grows_then_resets_after_idle_minutes(
         await exchange(gw, whatsapp, OWNER, "one")
         clock.advance(29 * 60)
         await exchange(gw, whatsapp, OWNER, "two")
-        clock.advance(29 * 60)  # a command counts as activity too
-        await exchange(gw, whatsapp, OWNER, "/status")
         clock.advance(29 * 60)
         await exchange(gw, whatsapp, OWNER, "three")
-        clock.advance(31 * 60)
+        clock.advance(20 * 60)  # a command that leaves the conversation alone is no activity
+        await exchange(gw, whatsapp, OWNER, "/status")
+        clock.advance(11 * 60)
         await exchange(gw, whatsapp, OWNER, "four")
     assert [len(c.history) for c in responder.calls] == [0, 1, 2, 0]
     assert {c.peer_id for c in responder.calls} == {OWNER_PEER}

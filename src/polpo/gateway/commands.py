@@ -89,6 +89,9 @@ class Command:
     help: str
     handler: Handler
     admin_only: bool = False
+    #: it only reads (never opens a write transaction): the gateway may answer it inside
+    #: the transaction that stores its message
+    reads_only: bool = False
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -440,21 +443,25 @@ async def cmd_link(ctx: CommandContext, args: str) -> CommandReply:
 COMMANDS: Mapping[str, Command] = {
     c.name: c
     for c in (
-        Command("help", "/help", "all commands", cmd_help),
+        Command("help", "/help", "all commands", cmd_help, reads_only=True),
         Command(
             "status",
             "/status",
             "project status: tasks, agents, approvals, peers, channels",
             cmd_status,
+            reads_only=True,
         ),
         Command(
             "tasks",
             "/tasks [status]",
             f"newest tasks (up to {TASKS_SHOWN}), optionally only one status",
             cmd_tasks,
+            reads_only=True,
         ),
-        Command("missions", "/missions", "missions with their progress", cmd_missions),
-        Command("agents", "/agents", "each agent, active or idle", cmd_agents),
+        Command(
+            "missions", "/missions", "missions with their progress", cmd_missions, reads_only=True
+        ),
+        Command("agents", "/agents", "each agent, active or idle", cmd_agents, reads_only=True),
         # Deciding is for admins only (docs/security.md): an admitted peer chats and
         # reads, and a Telegram button or a WhatsApp reaction is dispatched as these.
         Command(

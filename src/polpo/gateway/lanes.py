@@ -112,6 +112,10 @@ class KeyedLock:
             if entry[1][0] == 0:
                 del self._entries[key]
 
+    def held(self, key: str) -> bool:
+        """Whether someone holds (or waits for) ``key``."""
+        return key in self._entries
+
     def __len__(self) -> int:
         """Keys currently held or waited for."""
         return len(self._entries)

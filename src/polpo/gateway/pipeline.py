@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING
 
 from polpo.channels.base import Channel, ChannelStatus, InboundMessage
 from polpo.config import _ChannelBase as ChannelBase
-from polpo.gateway import inbox
+from polpo.gateway import commands, inbox
 from polpo.gateway.admission import Admission, Admitted, Finished
 from polpo.gateway.inbox import Finish, Reply, sanitize
 from polpo.gateway.lanes import KeyedLock, Lanes
-from polpo.gateway.ratelimit import RateLimiter
+from polpo.gateway.ratelimit import RateLimiter, Verdict
 from polpo.gateway.routing import Dropped, Routed, Router
 from polpo.services.access import AccessRules
 from polpo.store.batch import WriteBatcher
@@ -79,6 +79,27 @@ class _Work:
     admitted: bool = False
     #: identity and access, when decided in the transaction that stored it
     admission: Admitted | None = None
+    #: the rate limiter's verdict, when taken then
+    verdict: Verdict | None = None
+
+
+@dataclass(frozen=True)
+class _Early:
+    """What the transaction that stored a message did with it."""
+
+    stored: inbox.Stored | None
+    decided: Admitted | Finished | None = None
+    verdict: Verdict | None = None
+    #: answered right there (a command that only reads, on an idle lane)
+    answered: _Answered | None = None
+
+
+@dataclass(frozen=True)
+class _Answered:
+    reply: Reply | None
+    outcome: str
+    #: the reply's outbox row (None: no reply)
+    row_id: int | None
 
 
 class Gateway:
@@ -208,17 +229,19 @@ class Gateway:
         message = sanitize(message)
         accepted = time.perf_counter()
         # Nothing of this sender waiting: admit it in the transaction that stores it
-        # (one round trip less). Otherwise its lane admits it in turn.
+        # (one round trip less), and answer a command that only reads right there
+        # (one transaction in all). Otherwise its lane admits it in turn.
         early = not self._lanes.busy(_lane_key(message))
         try:
-            stored, decided = await self.batcher.run(partial(self._store, message, early))
+            done = await self.batcher.run(partial(self._store, message, early))
         except Exception:
             if not early:
                 raise
             # admitting it failed (and took the stored row with it): store it alone, for
             # its lane to admit again (and record a failure there)
             log.exception("admitting %s message %s failed", message.channel, message.message_id)
-            stored, decided = await self.batcher.run(partial(self._store, message, False))
+            done = await self.batcher.run(partial(self._store, message, False))
+        stored, decided = done.stored, done.decided
         if stored is None:
             self.stats["duplicate"] += 1
             log.debug("duplicate %s message %s dropped", message.channel, message.message_id)
@@ -229,7 +252,12 @@ class Gateway:
         if isinstance(decided, Finished):
             self._finished_early(message, decided)
             return
-        self._enqueue(_Work(stored.inbox_id, message, accepted, admission=decided))
+        if done.answered is not None:
+            await self._answered(message, done.answered)
+            return
+        self._enqueue(
+            _Work(stored.inbox_id, message, accepted, admission=decided, verdict=done.verdict)
+        )
 
     async def on_status(self, status: ChannelStatus) -> None:
         if self.owner is None:
@@ -257,16 +285,47 @@ class Gateway:
 
     # -- storing ---------------------------------------------------------------
 
-    async def _store(
-        self, message: InboundMessage, early: bool, tx: Tx
-    ) -> tuple[inbox.Stored | None, Admitted | Finished | None]:
-        """Store ``message``; when ``early``, admit it in the same transaction."""
+    async def _store(self, message: InboundMessage, early: bool, tx: Tx) -> _Early:
+        """Store ``message``; when ``early``, admit it in the same transaction, and
+        answer it too if it is a command that only reads."""
         settings = self._configs.get(message.channel)
         max_age = settings.gateway.offline_max_age_minutes * 60 if settings is not None else None
         stored = await inbox.store_message(tx, message, owner=self.owner, max_age=max_age)
         if stored is None or not stored.received or not early:
-            return stored, None
-        return stored, await self._admission.decide(tx, stored.inbox_id, message)
+            return _Early(stored)
+        decided = await self._admission.decide(tx, stored.inbox_id, message)
+        if not isinstance(decided, Admitted) or settings is None:
+            return _Early(stored, decided)
+        gw = settings.gateway
+        canonical = decided.identity.canonical
+        verdict = self.ratelimiter.check(canonical, gw.rate_limit_per_minute)
+        if verdict != "ok" or not _reads_only(message) or self._persons.held(canonical):
+            return _Early(stored, decided, verdict)
+        routed = await self._router.route(message, decided, gw)
+        self._person_turns[canonical] = self._person_turns.get(canonical, 0) + 1
+        if isinstance(routed, Dropped):  # (a command is never dropped)
+            return _Early(stored, decided, verdict)
+        end = Finish(
+            stored.inbox_id,
+            message,
+            "done",
+            routed.outcome,
+            routed.reply,
+            peer_id=decided.identity.peer_id,
+            canonical=canonical,
+            changes=routed.changes,
+            idle_seconds=gw.session_idle_minutes * 60,
+            owner=self.owner,
+        )
+        row_id = await inbox.finish(tx, end)
+        return _Early(stored, decided, verdict, _Answered(routed.reply, routed.outcome, row_id))
+
+    async def _answered(self, msg: InboundMessage, answered: _Answered) -> None:
+        """Book-keeping for a message answered in the transaction that stored it."""
+        reply = answered.reply
+        self.stats["replied" if reply is not None and reply.text.strip() else "done"] += 1
+        self._deliver(msg, answered.row_id, reply)
+        await self._read_receipt(msg)
 
     def _finished_early(self, msg: InboundMessage, finished: Finished) -> None:
         """Book-keeping for a message answered or ignored by its admission."""
@@ -317,7 +376,7 @@ class Gateway:
         work.admitted = True
         gw = settings.gateway
         canonical = admitted.identity.canonical
-        verdict = self.ratelimiter.check(canonical, gw.rate_limit_per_minute)
+        verdict = work.verdict or self.ratelimiter.check(canonical, gw.rate_limit_per_minute)
         if verdict == "drop":
             await self._ignore(work, "rate limited")
         elif verdict == "warn":
@@ -340,13 +399,18 @@ class Gateway:
                         )
                 finally:
                     self._person_turns[canonical] = self._person_turns.get(canonical, 0) + 1
-        if gw.send_read_receipts:
-            channel = self.channels.get(msg.channel)
-            if channel is not None:
-                try:
-                    await channel.mark_read(msg)
-                except Exception as e:
-                    log.debug("mark_read on %s failed: %s", msg.channel, e)
+        await self._read_receipt(msg)
+
+    async def _read_receipt(self, msg: InboundMessage) -> None:
+        settings = self._configs.get(msg.channel)
+        if settings is None or not settings.gateway.send_read_receipts:
+            return
+        channel = self.channels.get(msg.channel)
+        if channel is not None:
+            try:
+                await channel.mark_read(msg)
+            except Exception as e:
+                log.debug("mark_read on %s failed: %s", msg.channel, e)
 
     def _turns_of(self, canonical: str) -> int:
         return self._person_turns.get(canonical, 0)
@@ -394,6 +458,10 @@ class Gateway:
         )
         row_id = await self.batcher.run(partial(inbox.finish, end=end))
         self.stats["replied" if reply is not None and reply.text.strip() else "done"] += 1
+        self._deliver(msg, row_id, reply)
+
+    def _deliver(self, msg: InboundMessage, row_id: int | None, reply: Reply | None) -> None:
+        """A turn's reply is committed: hand it to its dispatcher (or wake it up)."""
         hand_over = self._handovers.get(msg.channel)
         if row_id is not None and reply is not None and hand_over is not None:
             # committed: the dispatcher sends it without reading it back
@@ -404,6 +472,16 @@ class Gateway:
     def _wake(self, channel: str) -> None:
         for wake in self._wakers.get(channel, ()):
             wake()
+
+
+def _reads_only(message: InboundMessage) -> bool:
+    """A command that only reads (``/status``, ``/help``…): it may run inside the write
+    transaction that stores its message."""
+    if message.kind not in ("text", "edit"):
+        return False
+    parsed = commands.parse_command(message.text)
+    command = commands.find(parsed[0]) if parsed is not None else None
+    return command is not None and command.reads_only
 
 
 def _lane_key(message: InboundMessage) -> str:

@@ -5,7 +5,9 @@ pending question (e.g. the reason ``/reject`` asked for). It ends after
 ``sessionIdleMinutes`` without a message, or on ``/new``. Changes a command
 makes (:class:`SessionChanges`) are applied in the same transaction that
 records its reply, so a crash never leaves a reset without its "new
-conversation" answer or vice versa.
+conversation" answer or vice versa. Only the conversation keeps a session
+alive: a command that leaves it alone (``/status``, ``/tasks``) is not
+activity, and costs no session write.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class SessionChanges:
     async def set_pending(self, pending: dict[str, Any] | None) -> None:
         self.pending = pending
 
+    @property
+    def touched(self) -> bool:
+        """Whether the turn changes the session at all (a ``/status`` does not)."""
+        return self.reset_requested or self.pending is not _UNSET or self.history is not None
+
     async def apply(
         self,
         conn: Connection,
@@ -46,7 +53,11 @@ class SessionChanges:
         idle_seconds: float,
         session: Session | None = None,
     ) -> None:
-        """Write the changes; also counts as activity (the idle clock restarts)."""
+        """Write the changes; also counts as activity (the idle clock restarts). A turn
+        that changes nothing writes nothing: a command that does not use the
+        conversation does not keep it alive either."""
+        if not self.touched:
+            return
         if self.reset_requested:
             await store.end_sessions(conn, canonical, now)
             if self.pending is not _UNSET and self.pending is not None:

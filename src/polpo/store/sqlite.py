@@ -100,6 +100,8 @@ class SqliteDatabase:
                 conn.exec_driver_sql("BEGIN")
 
         self._write_lock = asyncio.Lock()
+        #: the task inside a write transaction
+        self._holder: asyncio.Task[object] | None = None
         self._writer: sa.Connection | None = None
         self._readers: list[sa.Connection] = []
         self._executor: ThreadPoolExecutor | None = None
@@ -110,22 +112,33 @@ class SqliteDatabase:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[sa.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it."""
+        """A write transaction (``BEGIN IMMEDIATE``): all of it commits, or none of it.
+
+        A write opened inside another by the same task would wait for itself for
+        ever: it raises :class:`StoreError` instead."""
+        task = asyncio.current_task()
+        if task is not None and task is self._holder:
+            raise StoreError("a write transaction inside another one (the same task)")
         async with self._write_lock:
+            self._holder = task
             conn = self._writer
             if conn is None:
                 conn = self._writer = self._open()
+                _driver(conn).execute("PRAGMA busy_timeout = 0")  # never wait on the loop
             try:
-                await self._begin(conn)
-            except BaseException:
-                self._drop_writer()
-                raise
-            try:
-                yield conn
-            except BaseException:
-                self._end(conn, commit=False)
-                raise
-            self._end(conn, commit=True)
+                try:
+                    await self._begin(conn)
+                except BaseException:
+                    self._drop_writer()
+                    raise
+                try:
+                    yield conn
+                except BaseException:
+                    self._end(conn, commit=False)
+                    raise
+                self._end(conn, commit=True)
+            finally:
+                self._holder = None
             self._commits += 1
             if self._commits >= CHECKPOINT_EVERY and self.path is not None:
                 self._start_checkpoint()
@@ -196,18 +209,14 @@ class SqliteDatabase:
         """``BEGIN IMMEDIATE`` on the loop; if another process holds the lock, wait for
         it in a worker thread instead."""
         driver = _driver(conn)
-        driver.execute("PRAGMA busy_timeout = 0")
         try:
-            driver.execute("BEGIN IMMEDIATE")
+            driver.execute("BEGIN IMMEDIATE")  # the writer's busy timeout is 0
         except sqlite3.OperationalError as e:
             if not is_busy(e):
                 raise
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="polpo-sqlite-lock")
-            driver.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await asyncio.get_running_loop().run_in_executor(
-                self._executor, driver.execute, "BEGIN IMMEDIATE"
-            )
+            await asyncio.get_running_loop().run_in_executor(self._executor, _begin_waiting, driver)
         conn.begin()  # SQLAlchemy's view of it (the driver's transaction is open)
 
     def _end(self, conn: sa.Connection, *, commit: bool) -> bool:
@@ -236,6 +245,15 @@ class SqliteDatabase:
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+def _begin_waiting(driver: sqlite3.Connection) -> None:
+    """In a worker thread: ``BEGIN IMMEDIATE``, waiting up to the busy timeout."""
+    driver.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    try:
+        driver.execute("BEGIN IMMEDIATE")
+    finally:
+        driver.execute("PRAGMA busy_timeout = 0")
 
 
 def _driver(conn: sa.Connection) -> Any:
