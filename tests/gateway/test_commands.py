@@ -25,8 +25,7 @@ from polpo.gateway.commands import (
     help_text,
     parse_command,
 )
-from polpo.gateway.singleflight import SingleFlight
-from polpo.services.status import write_channel_state
+from polpo.services.status import KEEP_SECONDS, write_channel_state
 from polpo.store.tables import approvals, outbox
 from tests.services.peers_helpers import (
     FRIEND,
@@ -203,6 +202,31 @@ async def test_status(app: Polpo, session: FakeSession, clock: FakeClock) -> Non
     await write_channel_state(app.ctx, "telegram", "connected")
     text = (await say(app, session, "/status")).text
     assert "✅ telegram: connected" in text and "⚠️ whatsapp: not running" in text
+
+
+async def test_status_counts_every_recent_peer_and_names_the_newest_five(
+    app: Polpo, session: FakeSession
+) -> None:
+    for i in range(7):
+        await seen(app, f"telegram:{100 + i}", ago=60 - i)
+    await seen(app, "telegram:99", ago=600)
+    text = (await say(app, session, "/status")).text
+    newest = ", ".join(f"telegram:{106 - i}" for i in range(5))
+    assert f"Peers seen (last 5 min): 7 — {newest} …" in text
+    assert (await app.status()).connected_count == 7
+
+
+async def test_status_follows_changes_here_at_once_and_elsewhere_within_seconds(
+    app: Polpo, session: FakeSession, clock: FakeClock, tmp_path: Path
+) -> None:
+    assert "Tasks: none yet" in (await say(app, session, "/status")).text
+    await app.tasks.add("one")
+    assert "Tasks: 1 pending" in (await say(app, session, "/status")).text
+    # another process (its own Polpo on the same database) writes a channel state: no event
+    async with open_project(tmp_path / "proj", clock) as other:
+        await write_channel_state(other.ctx, "telegram", "disconnected", "network down")
+    clock.advance(KEEP_SECONDS + 0.5)
+    assert "telegram: disconnected (network down)" in (await say(app, session, "/status")).text
 
 
 async def test_status_of_an_empty_project(app: Polpo, session: FakeSession) -> None:
@@ -464,33 +488,6 @@ async def test_an_unexpected_failure_is_an_apology(
     monkeypatch.setattr(app.tasks, "list", boom)
     reply = await say(app, session, "/tasks")
     assert reply.text == "Sorry, /tasks failed on my side. Please try again."
-
-
-async def test_single_flight_shares_runs_but_never_serves_an_older_snapshot() -> None:
-    runs: list[asyncio.Event] = []
-    started = asyncio.Event()
-
-    async def snapshot() -> int:
-        gate = asyncio.Event()
-        runs.append(gate)
-        started.set()
-        await gate.wait()
-        return len(runs)
-
-    flight = SingleFlight(snapshot)
-    first = asyncio.ensure_future(flight())
-    await started.wait()
-    # arrive while run 1 is in flight: they must get run 2, which starts after it
-    late = [asyncio.ensure_future(flight()) for _ in range(50)]
-    await asyncio.sleep(0)
-    assert len(runs) == 1
-    started.clear()
-    runs[0].set()
-    assert await first == 1
-    await started.wait()
-    runs[1].set()
-    assert await asyncio.gather(*late) == [2] * 50
-    assert len(runs) == 2
 
 
 async def test_concurrent_status_commands_all_answer(app: Polpo) -> None:

@@ -21,6 +21,7 @@ from polpo.store import inbox as inbox_store
 from polpo.store import outbox as outbox_store
 from polpo.store import peers as peer_store
 from polpo.store import sessions as session_store
+from polpo.store import status as status_store
 from polpo.store.connection import Connection, SyncConnection
 from polpo.store.hot import DECLARED, Hot, HotResult
 from polpo.store.outbox import SentPart
@@ -184,6 +185,8 @@ CASES: dict[str, Case] = {
     "peer touch": lambda c: peer_store.touch(c, "telegram:2", "telegram", None, 11),
     "peer touch new": lambda c: peer_store.touch(c, "telegram:3", "telegram", "New", 12.0),
     "peer group": lambda c: peer_store.group_of(c, "telegram:2"),
+    "recent peers": lambda c: status_store.recent_peers(c, 1.5, 5),
+    "recent peers, fewer shown": lambda c: status_store.recent_peers(c, 0.0, 1),
     "session open": lambda c: session_store.open_session(c, "whatsapp:1", 6.0, 3600),
     "session open idle": lambda c: session_store.open_session(c, "whatsapp:1", 9999.0, 60),
     "session save": lambda c: session_store.save(c, "s1", {"last_active_at": 7.0}),

@@ -198,7 +198,9 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     from polpo.peerid import display_peer
 
     peers = [display_peer(p) for p in data["connectedPeers"]]
-    out.print(f"Peers seen in the last 5 min: {esc(', '.join(peers)) if peers else 'none'}")
+    more = " …" if data["connectedCount"] > len(peers) else ""
+    shown = f" — {esc(', '.join(peers))}{more}" if peers else ""
+    out.print(f"Peers seen in the last 5 min: {data['connectedCount']}{shown}")
     if data["channels"]:
         for c in data["channels"]:
             detail = f" ({c['detail']})" if c["detail"] else ""

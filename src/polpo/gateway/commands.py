@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -25,7 +24,6 @@ from polpo.channels.base import Button, ChannelStatus
 from polpo.core.states import TASK_STATUSES
 from polpo.errors import AlreadyDecidedError, AmbiguousIdError, PolpoError, ValidationError
 from polpo.gateway.markdown import escape
-from polpo.gateway.singleflight import SingleFlight
 from polpo.peerid import display_peer
 from polpo.services.peers import peer_label
 from polpo.store import pairing as pairing_store
@@ -33,7 +31,6 @@ from polpo.store import pairing as pairing_store
 if TYPE_CHECKING:
     from polpo.app import Polpo
     from polpo.core.models import Approval
-    from polpo.services.status import StatusSummary
 
 T = TypeVar("T")
 
@@ -177,23 +174,9 @@ def _channel_line(states: Mapping[str, tuple[str, str | None]]) -> list[str]:
     return out
 
 
-#: one flight per app
-_status_flights: weakref.WeakKeyDictionary[object, SingleFlight[StatusSummary]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def project_status(app: Polpo) -> StatusSummary:
-    """``app.status()``, shared between concurrent ``/status`` commands."""
-    flight = _status_flights.get(app)
-    if flight is None:
-        flight = _status_flights[app] = SingleFlight(app.status)
-    return await flight()
-
-
 async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
     app = ctx.app
-    s = await project_status(app)
+    s = await app.status()  # kept between calls until something changes (StatusView)
     lines = [f"📊 **{md(s.project)}**"]
     counts = [f"{n} {status.replace('_', ' ')}" for status, n in s.tasks.items() if n]
     lines.append("Tasks: " + (", ".join(counts) if counts else "none yet"))
@@ -211,9 +194,9 @@ async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
     )
     if ctx.is_admin:
         lines += await _pairing_lines(ctx)
-    peers = s.connected_peers
-    shown = ", ".join(md(display_peer(p)) for p in peers[:5]) + (" …" if len(peers) > 5 else "")
-    lines.append(f"Peers seen (last 5 min): {len(peers)}" + (f" — {shown}" if peers else ""))
+    peers, count = s.connected_peers, s.connected_count
+    shown = ", ".join(md(display_peer(p)) for p in peers[:5]) + (" …" if count > 5 else "")
+    lines.append(f"Peers seen (last 5 min): {count}" + (f" — {shown}" if peers else ""))
     states: dict[str, tuple[str, str | None]] = {}
     for ch in app.config.settings.notifications.channels.values():
         states[ch.type] = ("not running", None)

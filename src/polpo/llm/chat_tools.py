@@ -134,7 +134,7 @@ async def get_status(ctx: Ctx) -> str:
     return (
         f"Project: {s.project}\nTasks: {tasks}\nAgents: {agents}\n"
         f"Pending approvals: {s.pending_approvals}\n"
-        f"Peers seen in the last 5 min: {len(s.connected_peers)}\nChannels: {channels}"
+        f"Peers seen in the last 5 min: {s.connected_count}\nChannels: {channels}"
     )
 
 

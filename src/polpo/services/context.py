@@ -17,7 +17,7 @@ from polpo.store.tx import Tx, write_tx
 __all__ = ["ServiceContext", "Tx"]
 
 
-@dataclass
+@dataclass(eq=False)  # one context is one project opened: compared (and hashed) by identity
 class ServiceContext:
     store: Store
     clock: Clock

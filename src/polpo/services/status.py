@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
-from polpo.config import PolpoConfig
-from polpo.core.models import AgentView
+from polpo.core.models import AgentView, Event, Task
 from polpo.core.states import TASK_STATUSES
 from polpo.services.agents import agent_views
 from polpo.services.context import ServiceContext
-from polpo.store import records
-from polpo.store.engine import upsert
-from polpo.store.tables import approvals, channel_state, peers, tasks
+from polpo.store import status as store
 
 CONNECTED_WINDOW_SECONDS = 5 * 60
 
@@ -43,8 +39,11 @@ class StatusSummary:
     tasks: dict[str, int]
     agents: list[AgentView]
     pending_approvals: int
+    #: the most recently seen peers of the last 5 minutes (at most PEERS_SHOWN)
     connected_peers: list[str]
     channels: list[ChannelState] = field(default_factory=list)
+    #: how many peers were seen in the last 5 minutes
+    connected_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,15 +52,14 @@ class StatusSummary:
             "agents": [a.to_dict() for a in self.agents],
             "pendingApprovals": self.pending_approvals,
             "connectedPeers": self.connected_peers,
+            "connectedCount": self.connected_count,
             "channels": [c.to_dict() for c in self.channels],
         }
 
 
 async def read_channel_states(ctx: ServiceContext) -> list[ChannelState]:
     async with ctx.read() as conn:
-        rows = (
-            await conn.execute(sa.select(channel_state).order_by(channel_state.c.channel))
-        ).all()
+        rows = await store.channel_states(conn)
     return [ChannelState(r.channel, r.state, r.detail, r.account, r.updated_at) for r in rows]
 
 
@@ -73,69 +71,100 @@ async def write_channel_state(
     account: str | None = None,
 ) -> None:
     """Record a channel's connection state durably (other processes read it)."""
-    now = ctx.clock.now()
     async with ctx.store.write() as conn:
-        # one statement: two processes reporting at once both succeed
-        await conn.execute(
-            upsert(
-                conn.dialect.name,
-                channel_state,
-                ["channel"],
-                ["state", "detail", "account", "updated_at", "holder"],
-            ).values(
-                channel=channel,
-                state=state,
-                detail=detail,
-                account=account,
-                updated_at=now,
-                holder=ctx.origin,
+        await store.write_channel_state(
+            conn, channel, state, detail, account, now=ctx.clock.now(), holder=ctx.origin
+        )
+    status_view(ctx).invalidate()
+
+
+#: How many of the peers seen recently ``/status`` names (the rest are counted).
+PEERS_SHOWN = 5
+#: Seconds a summary is kept when no event says it changed: what other processes write
+#: without an event (a channel's state) shows within this.
+KEEP_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _Base:
+    """What only changes with an event (or a channel state write)."""
+
+    tasks: dict[str, int]
+    pending_approvals: int
+    running: list[Task]
+    channels: list[ChannelState]
+    #: the project clock's time of the read
+    read_at: float
+
+
+class StatusView:
+    """``/status`` kept between calls: the counts and states are read again only after
+    an event (any task, approval or mission change emits one, also from other
+    processes through the event tail) or a channel state write, or after
+    :data:`KEEP_SECONDS`; the recent peers, which change with every message, are a
+    count and the newest few on an index each time."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self._base: _Base | None = None
+        #: bumped by every change: a read that started before one is not kept
+        self._generation = 0
+        ctx.bus.subscribe("*", self._changed)
+
+    def invalidate(self) -> None:
+        self._base = None
+        self._generation += 1
+
+    async def _changed(self, _event: Event) -> None:
+        self.invalidate()
+
+    async def summary(self) -> StatusSummary:
+        ctx = self.ctx
+        now = ctx.clock.now()
+        base = self._base
+        if base is not None and abs(now - base.read_at) > KEEP_SECONDS:
+            base = None
+        generation = self._generation
+        async with ctx.read() as conn:
+            if base is None:
+                rows = await store.channel_states(conn)
+                base = _Base(
+                    await store.task_counts(conn),
+                    await store.pending_approvals(conn),
+                    await store.running_tasks(conn),
+                    [
+                        ChannelState(r.channel, r.state, r.detail, r.account, r.updated_at)
+                        for r in rows
+                    ],
+                    now,
+                )
+            count, newest = await store.recent_peers(
+                conn, now - CONNECTED_WINDOW_SECONDS, PEERS_SHOWN
             )
+        if generation == self._generation:
+            self._base = base
+        config = ctx.config
+        return StatusSummary(
+            project=config.project,
+            tasks={s: base.tasks.get(s, 0) for s in TASK_STATUSES},
+            agents=agent_views(config, base.running),
+            pending_approvals=base.pending_approvals,
+            connected_peers=newest,
+            connected_count=count,
+            channels=base.channels,
         )
 
 
-# Built once: /status runs these on every call.
-_TASK_COUNTS = sa.select(tasks.c.status, sa.func.count()).group_by(tasks.c.status)
-_PENDING_APPROVALS = (
-    sa.select(sa.func.count()).select_from(approvals).where(approvals.c.status == "pending")
-)
-_RECENT_PEERS = (
-    sa.select(peers.c.id)
-    .where(peers.c.last_seen >= sa.bindparam("since"))
-    .order_by(peers.c.last_seen.desc())
-)
-_RUNNING_TASKS = (
-    sa.select(tasks).where(tasks.c.status == "running").order_by(tasks.c.created_at, tasks.c.id)
-)
-_CHANNEL_STATES = sa.select(channel_state).order_by(channel_state.c.channel)
+def status_view(ctx: ServiceContext) -> StatusView:
+    """The context's one :class:`StatusView`."""
+    view = _VIEWS.get(ctx)
+    if view is None:
+        view = _VIEWS[ctx] = StatusView(ctx)
+    return view
 
 
-def read_status(conn: sa.Connection, config: PolpoConfig, now: float) -> StatusSummary:
-    """The whole summary from one read transaction on a synchronous connection.
-
-    ``Polpo.status()`` runs it through the async engine; the gateway runs it
-    on its own SQLite connection (one call instead of a dozen thread hops),
-    which is what keeps ``/status`` cheap under load.
-    """
-    counts = {r[0]: int(r[1]) for r in conn.execute(_TASK_COUNTS).all()}
-    pending = int(conn.execute(_PENDING_APPROVALS).scalar() or 0)
-    since = now - CONNECTED_WINDOW_SECONDS
-    recent = [r[0] for r in conn.execute(_RECENT_PEERS, {"since": since}).all()]
-    running = [records.task_from_row(r) for r in conn.execute(_RUNNING_TASKS).all()]
-    states = conn.execute(_CHANNEL_STATES).all()
-    return StatusSummary(
-        project=config.project,
-        tasks={s: counts.get(s, 0) for s in TASK_STATUSES},
-        agents=agent_views(config, running),
-        pending_approvals=pending,
-        connected_peers=recent,
-        channels=[
-            ChannelState(r.channel, r.state, r.detail, r.account, r.updated_at) for r in states
-        ],
-    )
+_VIEWS: weakref.WeakKeyDictionary[ServiceContext, StatusView] = weakref.WeakKeyDictionary()
 
 
 async def project_status(ctx: ServiceContext) -> StatusSummary:
-    now = ctx.clock.now()
-    config = ctx.config
-    async with ctx.read() as conn:
-        return await conn.run_sync(lambda c: read_status(c, config, now))
+    return await status_view(ctx).summary()

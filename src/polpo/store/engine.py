@@ -98,6 +98,8 @@ class Store:
         self.dialect = "sqlite" if sqlite is not None else "postgresql"
         self.is_sqlite = sqlite is not None
         self._write_lock = asyncio.Lock()
+        #: the task inside a write transaction, and its connection
+        self._writing: tuple[asyncio.Task[Any], Connection] | None = None
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -150,7 +152,14 @@ class Store:
         transaction runs at REPEATABLE READ so a multi-statement read (``/status``,
         a mission with its tasks) never mixes states from before and after
         another commit.
-        """
+
+        Inside a write transaction of the same task it is that transaction: a
+        read there sees what the write has done so far (the gateway answers a
+        ``/status`` in the transaction that stored it, and counts its sender)."""
+        writing = self._writing
+        if writing is not None and writing[0] is asyncio.current_task():
+            yield writing[1]
+            return
         if self._sqlite is not None:
             async with self._sqlite.read() as conn:
                 yield SyncConnection(conn)
@@ -165,13 +174,26 @@ class Store:
     async def write(self) -> AsyncIterator[Connection]:
         """A write transaction: all of it commits, or none of it. Writers of this
         process take turns."""
+        task = asyncio.current_task()
+        if self._writing is not None and self._writing[0] is task:
+            raise StoreError("a write transaction inside another one (the same task)")
         if self._sqlite is not None:
             async with self._sqlite.write() as conn:
-                yield SyncConnection(conn)
+                try:
+                    yield self._enter(task, SyncConnection(conn))
+                finally:
+                    self._writing = None
             return
         assert self._engine is not None
         async with self._write_lock, self._engine.connect() as aconn, aconn.begin():
-            yield AsyncConnectionAdapter(aconn)
+            try:
+                yield self._enter(task, AsyncConnectionAdapter(aconn))
+            finally:
+                self._writing = None
+
+    def _enter(self, task: asyncio.Task[Any] | None, conn: Connection) -> Connection:
+        self._writing = (task, conn) if task is not None else None
+        return conn
 
 
 #: What a NUL character becomes on PostgreSQL (U+FFFD, the replacement character).

@@ -39,6 +39,9 @@ def json_value(text: Any) -> Any:
     return None if text is None else json.loads(text)
 
 
+#: PostgreSQL twins built so far, by ``id`` of their :class:`Hot` (which lives for ever)
+_PG: dict[int, Statement] = {}
+
 #: every hot statement declared at import (``tests/store/test_hot.py`` checks each against
 #: Core; the variants built on demand are checked through their store function)
 DECLARED: list[Hot] = []
@@ -67,8 +70,10 @@ class Hot:
     params: Sequence[str]
     convert: Mapping[str, Convert] = field(default_factory=dict)
     columns: Mapping[int, Convert] = field(default_factory=dict)
-    #: the statement for PostgreSQL when it differs (``INSERT … ON CONFLICT`` is per dialect)
-    pg: Statement | None = None
+    #: the statement for PostgreSQL when it differs (``INSERT … ON CONFLICT`` is per
+    #: dialect), built on first use: importing the PostgreSQL dialect costs a CLI on
+    #: SQLite a quarter of a second
+    pg: Callable[[], Statement] | None = None
     #: False for the variants a store function builds as needed (it tests them itself)
     listed: bool = True
     sql: str = field(init=False)
@@ -86,10 +91,18 @@ class Hot:
     async def run(self, conn: Connection, values: Mapping[str, Any]) -> HotResult:
         driver = conn.driver_connection()
         if driver is None:
-            res = await conn.execute(self.core if self.pg is None else self.pg, values)
+            res = await conn.execute(self._core_for(conn.dialect.name), values)
             rows = [tuple(r) for r in res.all()] if res.returns_rows else []
             return HotResult(rows, res.rowcount)
         return self.run_on_driver(driver, values)
+
+    def _core_for(self, dialect: str) -> Statement:
+        if dialect == "sqlite" or self.pg is None:
+            return self.core
+        built = _PG.get(id(self))
+        if built is None:
+            built = _PG[id(self)] = self.pg()
+        return built
 
     def run_on_driver(self, driver: Any, values: Mapping[str, Any]) -> HotResult:
         """Run on a DB-API (``sqlite3``) connection inside a transaction."""

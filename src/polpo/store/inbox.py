@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from polpo.store.connection import Connection
+from polpo.store.engine import insert_ignore
 from polpo.store.hot import Hot, json_text
 from polpo.store.tables import inbox
 
@@ -34,7 +35,7 @@ _INSERT = Hot(
         "owner",
     ),
     convert={"payload": json_text, "sent_at": float},
-    pg=postgresql.insert(inbox).on_conflict_do_nothing().returning(inbox.c.id),
+    pg=lambda: insert_ignore("postgresql", inbox).returning(inbox.c.id),
 )
 _MARK = Hot(
     inbox.update().where(inbox.c.id == sa.bindparam("iid")),

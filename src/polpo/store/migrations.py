@@ -71,8 +71,18 @@ async def _v3_parts_turned_away_retention(conn: Connection) -> None:
     await conn.run_sync(apply)
 
 
+async def _v4_peers_last_seen_index(conn: Connection) -> None:
+    """``/status`` counts recent peers on an index instead of reading them all."""
+    await conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_peers_last_seen ON peers (last_seen)")
+
+
 Step = Callable[[Connection], Awaitable[None]]
-STEPS: list[Step] = [_v1_initial, _v2_owners_buttons_cursor, _v3_parts_turned_away_retention]
+STEPS: list[Step] = [
+    _v1_initial,
+    _v2_owners_buttons_cursor,
+    _v3_parts_turned_away_retention,
+    _v4_peers_last_seen_index,
+]
 LATEST = len(STEPS)
 
 

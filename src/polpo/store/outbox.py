@@ -14,9 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from polpo.store.connection import Connection
+from polpo.store.engine import insert_ignore
 from polpo.store.hot import Hot, json_text
 from polpo.store.tables import inbox, outbox, outbox_parts
 
@@ -39,7 +40,7 @@ _ENQUEUE = Hot(
     sqlite.insert(outbox).on_conflict_do_nothing().returning(outbox.c.id),
     _ENQUEUE_PARAMS,
     convert={"buttons": json_text},
-    pg=postgresql.insert(outbox).on_conflict_do_nothing().returning(outbox.c.id),
+    pg=lambda: insert_ignore("postgresql", outbox).returning(outbox.c.id),
 )
 
 

@@ -124,6 +124,8 @@ peers = sa.Table(
     # canonical peer this one is linked to (None: it is canonical)
     sa.Column("linked_to", sa.Text),
     sa.Index("ix_peers_linked", "linked_to"),
+    # /status counts the peers seen lately and names the newest few
+    sa.Index("ix_peers_last_seen", "last_seen"),
 )
 
 allowlist = sa.Table(

@@ -93,7 +93,7 @@ function renderStatus(s) {
     `<div>Agents: ${active.length} working, ${s.agents.length - active.length} idle` +
     (active.length ? " — " + active.map((a) => esc(a.name) + ": " + a.runningTasks.map((t) => esc(t.title)).join(", ")).join("; ") : "") + `</div>` +
     `<div>Pending approvals: ${s.pendingApprovals}</div>` +
-    `<div>Peers seen in the last 5 minutes: ${s.connectedPeers.length ? s.connectedPeers.map((p) => esc(phone(p))).join(", ") : "none"}</div>`;
+    `<div>Peers seen in the last 5 minutes: ${s.connectedCount}${s.connectedPeers.length ? " — " + s.connectedPeers.map((p) => esc(phone(p))).join(", ") + (s.connectedCount > s.connectedPeers.length ? " …" : "") : ""}</div>`;
 }
 
 // Deadlines (ms, this browser's clock) for the countdowns, set when a row arrives.
