@@ -24,6 +24,7 @@ def _with_rules(rules: list[dict[str, Any]], allow_from: list[str]) -> dict[str,
     return config
 
 
+@pytest.mark.sqlite_only(reason="the long line is the project's SQLite path")
 def test_long_lines_are_not_cut_at_80_columns(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

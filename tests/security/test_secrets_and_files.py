@@ -136,6 +136,7 @@ def umask_000() -> Iterator[None]:
         os.umask(old)
 
 
+@pytest.mark.sqlite_only(reason="the SQLite database file's mode")
 def test_polpo_dir_and_database_are_private_whatever_the_umask(
     tmp_path: Path, umask_000: None
 ) -> None:
@@ -167,6 +168,7 @@ def test_polpo_dir_and_database_are_private_whatever_the_umask(
     assert _mode(root / ".polpo" / "polpo.db") == 0o600
 
 
+@pytest.mark.sqlite_only(reason="the SQLite database, WAL and shm files' modes")
 async def test_the_wal_and_shm_files_are_private_and_old_wide_files_are_narrowed(
     tmp_path: Path, umask_000: None
 ) -> None:
