@@ -52,9 +52,7 @@ async def commit_order(conn: Connection, events: list[Event]) -> list[Event]:
     """
     if not events or conn.dialect.name != "postgresql":
         return events
-    await conn.execute(
-        _LOCK_AND_NOTIFY, {"key": advisory_key("events"), "channel": EVENTS_CHANNEL}
-    )
+    await conn.execute(_LOCK_AND_NOTIFY, {"key": advisory_key("events"), "channel": EVENTS_CHANNEL})
     new_ids = sorted(int(r[0]) for r in await conn.execute(_NEW_IDS, {"n": len(events)}))
     res = await conn.execute(_MOVE, {"old": [e.id for e in events], "new": new_ids})
     moved = {int(old): int(new) for old, new in res.all()}
