@@ -108,6 +108,7 @@ async def test_a_bwrap_planted_on_path_inside_the_project_is_never_run(
 
 
 @needs_bwrap
+@pytest.mark.sqlite_only(reason="the SQLite database file in the project folder")
 async def test_polpos_database_in_a_project_folder_is_never_handed_to_commands(
     tmp_path: Path,
 ) -> None:
@@ -126,6 +127,7 @@ async def test_polpos_database_in_a_project_folder_is_never_handed_to_commands(
     assert (root / "data" / "polpo.db").read_text().endswith("PRIVATE-7d1e")
 
 
+@pytest.mark.sqlite_only(reason="the SQLite database file in the project folder")
 def test_config_check_says_run_command_will_be_refused(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     _project(root, storage={"url": "sqlite:///state/polpo.db"})
