@@ -36,13 +36,15 @@ class Attachment:
     seconds: int = 0
     #: a document's file name, as the sender gave it
     name: str = ""
+    #: the channel's own handle for fetching the file (Telegram's ``file_id``)
+    ref: str = ""
 
     @classmethod
     def from_dict(cls, data: Any) -> Attachment | None:
         """Back from ``asdict``; None for anything that is not a valid description."""
         if not isinstance(data, dict) or data.get("kind") not in MEDIA_KINDS:
             return None
-        fields = {"mime": str, "size": int, "seconds": int, "name": str}
+        fields = {"mime": str, "size": int, "seconds": int, "name": str, "ref": str}
         values: dict[str, Any] = {"kind": data["kind"]}
         for name, kind in fields.items():
             value = data.get(name)

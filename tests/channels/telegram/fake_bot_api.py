@@ -31,7 +31,7 @@ from urllib.parse import parse_qs
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 TOKEN = "123456:TEST-token"
@@ -128,8 +128,15 @@ class FakeBotApi:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._thread_stop: asyncio.Event | None = None
+        #: files users sent, by file_id: ``getFile`` describes them, ``/file/bot…`` serves them
+        self.files: dict[str, bytes] = {}
+        #: file paths downloaded (``/file/bot<token>/<path>``)
+        self.downloads: list[str] = []
         self._app = Starlette(
-            routes=[Route("/bot{token}/{method}", self._handle, methods=["GET", "POST"])]
+            routes=[
+                Route("/bot{token}/{method}", self._handle, methods=["GET", "POST"]),
+                Route("/file/bot{token}/{path:path}", self._file, methods=["GET"]),
+            ]
         )
 
     # -- scripting ---------------------------------------------------------
@@ -271,6 +278,26 @@ class FakeBotApi:
         if isinstance(result, JSONResponse):
             return result
         return JSONResponse({"ok": True, "result": result})
+
+    async def _api_getFile(self, params: dict[str, Any]) -> Any:
+        file_id = str(params.get("file_id"))
+        if file_id not in self.files:
+            return _error(400, "Bad Request: invalid file_id")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(self.files[file_id]),
+            "file_path": f"files/{file_id}",
+        }
+
+    async def _file(self, request: Request) -> Response:
+        if request.path_params["token"] != self.token:
+            return Response(status_code=401)
+        path = request.path_params["path"]
+        self.downloads.append(path)
+        self._notify()
+        data = self.files.get(path.removeprefix("files/"))
+        return Response(status_code=404) if data is None else Response(data)
 
     async def _api_getMe(self, params: dict[str, Any]) -> Any:
         return {

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fake_bot_api import DATE, Changes, FakeBotApi, callback, group_chat, message, user
 
 from conftest import ManualSleep, RecordingListener
+from polpo.channels.base import Attachment
 from polpo.channels.telegram import TelegramChannel
 
 
@@ -241,6 +242,32 @@ async def test_media_without_caption_is_media_and_a_caption_is_text(
         ("text", "what is this?"),
         ("unsupported", ""),
     ]
+    # described, not downloaded: the gateway fetches a file by its file_id if it wants it
+    assert listener.messages[0].attachment == Attachment("image", "image/jpeg", ref="f1")
+    assert listener.messages[1].attachment == Attachment("voice", "audio/ogg", seconds=3, ref="v1")
+    assert listener.messages[3].attachment is None
+
+
+async def test_a_document_and_an_audio_file_are_described(
+    api: FakeBotApi,
+    changes: Changes,
+    listener: RecordingListener,
+    make_channel: Callable[..., TelegramChannel],
+) -> None:
+    doc = {"file_id": "d1", "file_unique_id": "ud", "file_name": "plan.pdf", "file_size": 9}
+    doc["mime_type"] = "application/pdf"
+    song = {"file_id": "a1", "file_unique_id": "ua", "duration": 200, "mime_type": "audio/mpeg"}
+    api.push({"message": message(None, message_id=1, document=doc, caption="the plan")})
+    api.push({"message": message(None, message_id=2, audio=song)})
+    await make_channel().start(listener)
+    await changes.until(lambda: len(listener.messages) == 2)
+
+    plan, music = listener.messages
+    assert (plan.kind, plan.text) == ("text", "the plan")
+    assert plan.attachment == Attachment(
+        "document", "application/pdf", 9, name="plan.pdf", ref="d1"
+    )
+    assert music.attachment == Attachment("audio", "audio/mpeg", seconds=200, ref="a1")
 
 
 async def test_a_malformed_update_is_skipped_without_blocking_the_next(

@@ -22,6 +22,7 @@ import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters, Update
@@ -29,6 +30,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import ChatMigrated, Conflict, InvalidToken, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 
+from polpo.channels.attachments import attachment_path, write_new_file
 from polpo.channels.backoff import Backoff
 from polpo.channels.base import (
     ChannelListener,
@@ -344,6 +346,36 @@ class TelegramChannel:
     async def mark_read(self, message: InboundMessage) -> None:
         """Bots have no read receipts."""
 
+    async def fetch_attachment(
+        self, message: InboundMessage, directory: Path, *, max_bytes: int
+    ) -> Path:
+        """Download ``message``'s voice note, picture or file (``getFile``, then the file
+        itself) into a new 0600 file in ``directory``; for admitted peers only (the
+        gateway decides). Bigger than ``max_bytes`` by the size Telegram declared:
+        refused before downloading. (The Bot API serves files up to 20 MB.)"""
+        attachment = message.attachment
+        if attachment is None or not attachment.ref:
+            raise ChannelError("telegram: that message carries no file", retryable=False)
+        bot = self._bot
+        if bot is None:
+            raise ChannelError("telegram: the channel is not running")
+        path = attachment_path(directory, message)
+        if path.exists():
+            return path  # fetched before (a turn resumed after a restart)
+        if attachment.size > max_bytes:
+            raise ChannelError(_too_big(attachment.size, max_bytes), retryable=False)
+        try:
+            file = await bot.get_file(attachment.ref)
+            if file.file_size is not None and file.file_size > max_bytes:
+                raise ChannelError(_too_big(file.file_size, max_bytes), retryable=False)
+            data = bytes(await file.download_as_bytearray())
+        except TelegramError as e:
+            raise to_channel_error(e, action="download a file", token_env=self._token_env) from None
+        if len(data) > max_bytes:
+            raise ChannelError(_too_big(len(data), max_bytes), retryable=False)
+        write_new_file(path, data)
+        return path
+
     # -- polling -----------------------------------------------------------
 
     async def _run(self) -> None:
@@ -494,6 +526,10 @@ class TelegramChannel:
                 await self._listener.on_status(self.status())
             except Exception:
                 log.exception("telegram: the listener failed on a status change")
+
+
+def _too_big(size: int, limit: int) -> str:
+    return f"telegram: the file is too big ({size} bytes; at most {limit})"
 
 
 def _chat_key(chat_id: str) -> int | str:

@@ -13,9 +13,11 @@ Pure functions: no network, no clock of their own.
 
 from __future__ import annotations
 
-from telegram import CallbackQuery, Chat, Message, Update, User
+import datetime as dt
 
-from polpo.channels.base import InboundMessage, MessageKind
+from telegram import CallbackQuery, Chat, Message, TelegramObject, Update, User
+
+from polpo.channels.base import Attachment, InboundMessage, MessageKind
 
 CHANNEL = "telegram"
 
@@ -97,7 +99,58 @@ def _from_message(msg: Message, *, edited: bool, update_id: int) -> InboundMessa
         quoted_id=message_ref(chat_id, quoted.message_id) if quoted is not None else None,
         kind=kind,
         target_id=own_id if edited else None,
+        attachment=None if edited else attachment_of(msg),
     )
+
+
+def attachment_of(msg: Message) -> Attachment | None:
+    """The voice note, picture or file ``msg`` carries, described; ``ref`` is the
+    ``file_id`` the channel fetches it by (only when the gateway asks)."""
+    if msg.voice is not None:
+        v = msg.voice
+        return Attachment(
+            "voice",
+            v.mime_type or "audio/ogg",
+            v.file_size or 0,
+            _seconds(v),
+            ref=v.file_id,
+        )
+    if msg.audio is not None:
+        a = msg.audio
+        return Attachment(
+            "audio",
+            a.mime_type or "audio/mpeg",
+            a.file_size or 0,
+            _seconds(a),
+            a.file_name or "",
+            ref=a.file_id,
+        )
+    if msg.photo:  # sizes of one picture: the largest (Telegram stores photos as JPEG)
+        p = max(msg.photo, key=lambda size: size.width * size.height)
+        return Attachment("image", "image/jpeg", p.file_size or 0, ref=p.file_id)
+    if msg.document is not None:
+        d = msg.document
+        return Attachment(
+            "document",
+            d.mime_type or "application/octet-stream",
+            d.file_size or 0,
+            name=d.file_name or "",
+            ref=d.file_id,
+        )
+    if msg.video is not None or msg.video_note is not None or msg.animation is not None:
+        return Attachment("video")
+    if msg.sticker is not None:
+        return Attachment("sticker", "image/webp")
+    return None
+
+
+def _seconds(media: TelegramObject) -> int:
+    """A voice note's or audio's length in whole seconds, as the Bot API sent it
+    (read from the wire form: PTB's ``duration`` attribute warns of a type change)."""
+    duration = media.to_dict().get("duration")
+    if isinstance(duration, dt.timedelta):
+        return int(duration.total_seconds())
+    return duration if isinstance(duration, int) and not isinstance(duration, bool) else 0
 
 
 def _from_callback(query: CallbackQuery, now: float) -> InboundMessage:
