@@ -211,6 +211,24 @@ async def test_tools_accept_short_ids_and_prefixes(app: Polpo) -> None:
     assert (await app.tasks.get(first.id)).status == "pending"
 
 
+async def test_a_plan_from_the_model_runs_in_order_unless_it_says_otherwise(app: Polpo) -> None:
+    """Missions are an ordered plan in chat too, as with ``polpo mission add``."""
+    steps = [{"title": "Design"}, {"title": "Build"}, {"title": "Announce", "depends_on": []}]
+    script = Script(
+        [
+            call("create_mission", name="Ordered", goal="g", tasks=steps),
+            call("create_mission", name="Loose", goal="g", tasks=steps[:2], parallel=True),
+            say("done"),
+        ]
+    )
+    await ChatAgent(app, script.model()).respond(peer_id=PEER, text="plan", history=[])
+    by_name = {m.name: m for m in await app.missions.list()}
+    design, build, announce = await app.missions.tasks_of(by_name["Ordered"].id)
+    assert (design.depends_on, build.depends_on, announce.depends_on) == ([], [design.id], [])
+    loose = await app.missions.tasks_of(by_name["Loose"].id)
+    assert [t.depends_on for t in loose] == [[], []]
+
+
 async def test_the_model_plans_and_starts_a_mission(app: Polpo) -> None:
     script = Script(
         [

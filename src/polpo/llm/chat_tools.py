@@ -24,6 +24,7 @@ from pydantic_ai import RunContext, Tool
 
 from polpo.clock import Clock
 from polpo.core.models import Approval, Mission, Task
+from polpo.core.plan import step_dependencies
 from polpo.errors import PolpoError, ValidationError
 from polpo.services.missions import PlannedTask
 
@@ -260,9 +261,12 @@ class PlanStep(BaseModel):
     title: str = Field(description="a short imperative title")
     description: str = Field(default="", description="what exactly to do")
     agent: str | None = Field(default=None, description="agent name; omitted: the first agent")
-    depends_on: list[int] = Field(
-        default_factory=list,
-        description="0-based positions of EARLIER steps of this plan that must be done first",
+    depends_on: list[int] | None = Field(
+        default=None,
+        description=(
+            "0-based positions of EARLIER steps that must be done first; omitted: the step "
+            "before it ([] : it waits for nothing)"
+        ),
     )
 
 
@@ -305,26 +309,32 @@ async def get_mission(ctx: Ctx, id: str) -> str:
 
 @_tool
 async def create_mission(
-    ctx: Ctx, name: str, goal: str, tasks: list[PlanStep], start: bool = False
+    ctx: Ctx,
+    name: str,
+    goal: str,
+    tasks: list[PlanStep],
+    start: bool = False,
+    parallel: bool = False,
 ) -> str:
     """Create a mission: a goal and an ordered plan of tasks for the agents.
+
+    Each step waits for the one before it unless it says otherwise (as
+    ``polpo mission add`` and the HTTP API do).
 
     Args:
         name: a short name.
         goal: what the mission should achieve.
         tasks: the plan, in order.
         start: true to start it now; false leaves it as a draft to review.
+        parallel: true when steps without depends_on may run in any order.
     """
     if start and not tasks:
         raise ValidationError("a mission needs tasks before it can start")
+    explicit = {i: s.depends_on for i, s in enumerate(tasks) if s.depends_on is not None}
+    waits = step_dependencies(len(tasks), explicit, parallel=parallel)
     plan = [
-        PlannedTask(
-            title=s.title,
-            description=s.description,
-            agent=s.agent,
-            depends_on=tuple(s.depends_on),
-        )
-        for s in tasks
+        PlannedTask(title=s.title, description=s.description, agent=s.agent, depends_on=deps)
+        for s, deps in zip(tasks, waits, strict=True)
     ]
     m = await ctx.deps.app.missions.add(
         name, goal=goal, plan=plan, created_by=ctx.deps.peer_id, activate=start
