@@ -338,10 +338,12 @@ def _read_small(folder: int, name: str) -> bytes | None:
         )
     except OSError:
         return None
+    st = os.fstat(fd)
+    # listed as a file, maybe swapped for a folder since: only regular files are read
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SEARCH_FILE_BYTES:
+        os.close(fd)
+        return None
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SEARCH_FILE_BYTES:
-            return None
         try:
             return f.read(MAX_SEARCH_FILE_BYTES + 1)
         except OSError:
