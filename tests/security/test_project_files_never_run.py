@@ -107,30 +107,50 @@ async def test_a_bwrap_planted_on_path_inside_the_project_is_never_run(
     assert out.split("\n")[1:3] == ["polpo-sandbox", "second"]  # the real sandbox ran it
 
 
+#: Polpo's own files kept in a project folder: the SQLite database (PostgreSQL has
+#: no file), WhatsApp's keys (on both engines).
+OWN_FILES = [
+    pytest.param(
+        {"storage": {"url": "sqlite:///data/polpo.db"}},
+        "data/polpo.db",
+        id="database",
+        marks=pytest.mark.sqlite_only(reason="a SQLite file in the project"),
+    ),
+    pytest.param(
+        {"notifications": {"channels": {"wa": {"type": "whatsapp", "authDir": "data/wa"}}}},
+        "data/wa",
+        id="whatsapp-keys",
+    ),
+]
+
+
 @needs_bwrap
-@pytest.mark.sqlite_only(reason="the SQLite database file in the project folder")
-async def test_polpos_database_in_a_project_folder_is_never_handed_to_commands(
-    tmp_path: Path,
+@pytest.mark.parametrize(("settings", "name"), OWN_FILES)
+async def test_polpos_files_in_a_project_folder_are_never_handed_to_commands(
+    tmp_path: Path, settings: dict[str, Any], name: str
 ) -> None:
     root = tmp_path / "proj"
-    ws = _project(root, storage={"url": "sqlite:///data/polpo.db"})
-    (root / "data").mkdir()
-    (root / "data" / "polpo.db").write_text("approvals, peers, sessions: PRIVATE-7d1e")
+    ws = _project(root, **settings)
+    secret = root / name if name.endswith(".db") else root / name / "neonize.db"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("approvals, peers, sessions, keys: PRIVATE-7d1e")
 
-    for command in ("mv data data.old && echo moved", "cat data.old/polpo.db data/polpo.db"):
+    for command in ("mv data data.old && echo moved", f"cat data.old/{name} data/{name}"):
         with pytest.raises(ToolRefused) as refused:  # the model reads it as "Error: …"
             await run_command(ws, command)
         said = str(refused.value)
-        assert said.startswith("run_command is refused") and "data/polpo.db" in said, said
+        assert said.startswith("run_command is refused") and name in said, said
         assert ".polpo/" in said  # and where to keep it
     assert not (root / "data.old").exists()
-    assert (root / "data" / "polpo.db").read_text().endswith("PRIVATE-7d1e")
+    assert secret.read_text().endswith("PRIVATE-7d1e")
 
 
-@pytest.mark.sqlite_only(reason="the SQLite database file in the project folder")
-def test_config_check_says_run_command_will_be_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("settings", "name"), OWN_FILES)
+def test_config_check_says_run_command_will_be_refused(
+    tmp_path: Path, settings: dict[str, Any], name: str
+) -> None:
     root = tmp_path / "proj"
-    _project(root, storage={"url": "sqlite:///state/polpo.db"})
+    _project(root, **settings)
     done = subprocess.run(
         [*polpo_exe(), "config", "check"],
         cwd=root,
@@ -141,4 +161,4 @@ def test_config_check_says_run_command_will_be_refused(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert 'run_command will be refused for agent "dev"' in done.stderr
-    assert "state/polpo.db" in done.stderr
+    assert name in done.stderr
