@@ -9,7 +9,9 @@ as it is made, whatever logger it comes from and whatever handler shows it:
   ``TOKEN``, ``SECRET``, ``PASSWORD``, ``PASSWD``, ``CREDENTIAL``) and any
   value given to :func:`install_log_redaction` is replaced by ``[redacted]``;
 - anything shaped like a Telegram bot token (``digits:35 characters``) is
-  too, even if it came from elsewhere.
+  too, even if it came from elsewhere;
+- ``polpo serve`` adds the values its config names (``botTokenEnv``, …),
+  the ``--api-key`` and the database URL's password.
 
 :func:`install_log_redaction` is called wherever Polpo configures logging
 (``polpo serve``); :class:`RedactSecrets` is also a plain
@@ -81,6 +83,21 @@ _install_lock = threading.Lock()
 
 def secrets_from_environment() -> list[str]:
     return [v for k, v in os.environ.items() if SECRET_NAME.search(k)]
+
+
+def secrets_in_url(url: str) -> list[str]:
+    """The password of a URL (``postgresql://user:PASSWORD@host/db``), as written and decoded.
+
+    The database URL comes from ``POLPO_DATABASE_URL``, a name that does not
+    look secret, and drivers may put it in an error.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password, unquote(password)] if password else []
 
 
 def secrets_named_by(config: Any) -> list[str]:

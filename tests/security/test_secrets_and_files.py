@@ -98,6 +98,43 @@ def test_the_bot_token_is_in_no_line_of_a_debug_log(tmp_path: Path, bot_api: Fak
     assert "[redacted]" in out
 
 
+@pytest.mark.postgres_only(reason="the password is part of PostgreSQL's URL")
+def test_the_database_password_is_in_no_line_of_a_debug_log(
+    tmp_path: Path, database_url: str
+) -> None:
+    # POLPO_DATABASE_URL (the suite's, for this test's schema) holds the role's password;
+    # serve used to log the whole URL at start, at the default level
+    import sqlalchemy as sa
+
+    password = sa.engine.make_url(database_url).password
+    assert password
+    root = tmp_path / "proj"
+    (root / ".polpo").mkdir(parents=True)
+    config = {"project": "pg", "settings": {"runner": {"enabled": False}}}
+    (root / ".polpo" / "polpo.json").write_text(json.dumps(config))
+    serve = subprocess.Popen(
+        [*polpo_exe(), "serve", "--port", "0", "--log-level", "debug"],
+        cwd=root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=subprocess_env(),
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(serve.stdout or []), daemon=True)
+    reader.start()
+    try:
+        _wait(lambda: any("HTTP API listening" in ln for ln in lines), "serve to listen")
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=60)
+        reader.join(timeout=10)
+    out = "".join(lines)
+    assert "database postgresql://" in out  # the very line that used to carry it
+    assert password not in out
+
+
 def test_the_filter_redacts_messages_arguments_and_tracebacks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

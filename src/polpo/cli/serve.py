@@ -59,8 +59,9 @@ def serve(
 
     from polpo.app import Polpo
     from polpo.cli.common import CliUsageError
-    from polpo.logredact import install_log_redaction, secrets_named_by
+    from polpo.logredact import install_log_redaction, secrets_in_url, secrets_named_by
     from polpo.serve import resolve_options, run_serve
+    from polpo.store.engine import display_url
 
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
@@ -76,7 +77,13 @@ def serve(
         )
     logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S")
     # at debug, libraries log Bot API URLs (they carry the token): no secret in any line
-    install_log_redaction([*secrets_named_by(loaded.config), *([api_key] if api_key else [])])
+    install_log_redaction(
+        [
+            *secrets_named_by(loaded.config),
+            *([api_key] if api_key else []),
+            *secrets_in_url(loaded.storage_url),  # POLPO_DATABASE_URL's password
+        ]
+    )
     for noisy in ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "aiosqlite"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
@@ -84,7 +91,7 @@ def serve(
         app = await Polpo.open(loaded)
         try:
             logging.getLogger("polpo.serve").info(
-                "project %s, database %s", loaded.config.project, app.store.url
+                "project %s, database %s", loaded.config.project, display_url(app.store.url)
             )
             await run_serve(app, options)
         finally:
