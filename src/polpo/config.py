@@ -175,6 +175,10 @@ class StorageConfig(_Model):
     #: finished inbox rows, sent outbox rows and old events are pruned after this many days
     #: (at least 1: channels may redeliver a recent message, and dedupe needs its row)
     retention_days: Annotated[int, Field(ge=1, le=36500)] = 30
+    #: rows a minute that messages from senders who are not admitted (strangers, groups
+    #: not for Polpo…) may add to the inbox, all together; past it they are dropped
+    #: unstored (the flood guard)
+    stranger_rows_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 120
 
     @field_validator("url")
     @classmethod

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 
 from polpo.clock import FakeClock
 from polpo.core.models import Event
 from polpo.core.pairing import CODE_ALPHABET
+from polpo.llm.base import ChatReply
 from polpo.store.tables import allowlist, pairing_requests
 from polpo.testing import MemoryChannel, RecordingResponder, exchange, running_gateway
 
@@ -26,10 +31,11 @@ async def test_allowlist_answers_allowed_and_silently_ignores_others(
         assert [m.peer for m in whatsapp.read] == [OWNER]  # no read receipt for the stranger
         assert gw.gateway.stats["ignored:not allowed"] == 2
     rows = await inbox_rows(app)
-    assert [(r.peer_id, r.status) for r in rows] == [
-        (f"whatsapp:{OWNER}", "done"),
-        (f"whatsapp:{STRANGER}", "ignored"),
-        (f"whatsapp:{STRANGER}", "ignored"),
+    # a stranger's messages leave only what dedupe needs: no sender, no text
+    assert [(r.peer_id, r.status, r.text) for r in rows] == [
+        (f"whatsapp:{OWNER}", "done", "hi"),
+        ("", "ignored", ""),
+        ("", "ignored", ""),
     ]
     assert len(await outbox_rows(app)) == 1
 
@@ -102,6 +108,56 @@ async def test_dynamic_allowlist_admits_and_revoking_silences(
         async with app.store.write() as conn:
             await conn.execute(allowlist.delete())
         assert await exchange(gw, whatsapp, STRANGER, "still?") == []
+
+
+class HeldResponder(RecordingResponder):
+    """Answers once ``go`` is set: the sender's next messages wait in its lane."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def respond(
+        self, *, peer_id: str, text: str, history: list[Any], pictures: Sequence[Any] = ()
+    ) -> ChatReply:
+        await self.go.wait()
+        return await super().respond(peer_id=peer_id, text=text, history=history)
+
+
+async def test_a_message_queued_before_its_sender_was_revoked_is_stored_then_forgotten(
+    open_project: OpenProject, whatsapp: MemoryChannel, clock: FakeClock
+) -> None:
+    app = await open_project()
+    async with app.store.write() as conn:
+        await conn.execute(
+            allowlist.insert().values(
+                peer_id=f"whatsapp:{STRANGER}", added_by="cli", added_at=clock.now(), source="cli"
+            )
+        )
+    responder = HeldResponder()
+    async with running_gateway(app, whatsapp, responder=responder) as gw:
+        await whatsapp.receive(STRANGER, "first")
+        await whatsapp.receive(STRANGER, "second, queued")
+        # admitted when it arrived: stored whole before the channel could acknowledge it
+        rows = await inbox_rows(app)
+        assert [(r.status, r.text) for r in rows] == [
+            ("received", "first"),
+            ("received", "second, queued"),
+        ]
+        async with app.store.write() as conn:
+            await conn.execute(allowlist.delete())
+        responder.go.set()
+        await gw.settle()
+        assert [s.text for s in whatsapp.sent] == ["echo: first"]
+    # judged again in its turn: not allowed any more, and nothing of it is kept
+    rows = await inbox_rows(app)
+    assert [(r.status, r.outcome, r.peer_id, r.text, r.payload) for r in rows][1] == (
+        "ignored",
+        "not allowed",
+        "",
+        "",
+        {},
+    )
 
 
 async def _pairing_rows(app: object) -> list[sa.Row[object]]:

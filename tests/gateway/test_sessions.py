@@ -159,3 +159,43 @@ async def test_an_expired_question_lets_the_text_go_to_the_agent(
         clock.advance(11 * 60)
         assert await exchange(gw, whatsapp, OWNER, "never mind") == ["echo: never mind"]
     assert (await app.approvals.get(approval.id)).status == "pending"
+
+
+async def test_a_lid_stranger_let_in_by_pairing_is_merged_into_the_phone_one(
+    open_project: OpenProject, whatsapp: MemoryChannel, responder: RecordingResponder
+) -> None:
+    # a sender who is not admitted gets no peer row: the merge finds the LID identity
+    # by its allowlist entry instead
+    app = await open_project(dmPolicy="pairing")
+    async with running_gateway(app, whatsapp, responder=responder) as gw:
+        [code_reply] = await exchange(gw, whatsapp, "lid:88877766655", "let me in")
+        (request,) = await app.peers.list_pairing("pending")
+        assert request.code in code_reply and request.peer_id == "whatsapp:lid:88877766655"
+        await app.peers.approve_pairing(request.code, by="cli")
+        await gw.settle()
+        stranger = "4915199988877"
+        assert await exchange(gw, whatsapp, stranger, "hi", lid="88877766655@lid") == ["echo: hi"]
+    async with app.store.read() as conn:
+        linked = (
+            await conn.execute(
+                sa.select(peers.c.linked_to).where(peers.c.id == "whatsapp:lid:88877766655")
+            )
+        ).scalar()
+    assert linked == f"whatsapp:{stranger}"
+
+
+async def test_a_lid_strangers_pending_code_follows_it_to_the_phone_identity(
+    open_project: OpenProject, whatsapp: MemoryChannel, responder: RecordingResponder
+) -> None:
+    app = await open_project(dmPolicy="pairing")
+    async with running_gateway(app, whatsapp, responder=responder) as gw:
+        [code_reply] = await exchange(gw, whatsapp, "lid:88877766655", "let me in")
+        (request,) = await app.peers.list_pairing("pending")
+        assert request.code in code_reply
+        # the same person, now with the phone number known: no second code, the request
+        # is the phone identity's
+        stranger = "4915199988877"
+        assert await exchange(gw, whatsapp, stranger, "hello?", lid="88877766655@lid") == []
+        (moved,) = await app.peers.list_pairing("pending")
+        assert (moved.code, moved.peer_id) == (request.code, f"whatsapp:{stranger}")
+    assert responder.calls == []

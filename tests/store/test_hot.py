@@ -137,6 +137,7 @@ CASES: dict[str, Case] = {
         owner=None,
     ),
     "inbox mark": lambda c: inbox_store.mark(c, 1, "done", "command /status", 9.25),
+    "inbox forget": lambda c: inbox_store.forget(c, 1, "ignored", "not allowed", 9.25),
     "outbox enqueue": lambda c: outbox_store.enqueue(
         c,
         channel="telegram",

@@ -100,6 +100,9 @@ class InboundMessage:
     offline: bool = False
     #: a voice note, picture or file the message carries (described, not downloaded)
     attachment: Attachment | None = None
+    #: the text's length in characters as it arrived, when the gateway cut it to
+    #: 64 KiB before storing it (the rest was never stored); None: stored whole
+    cut_from: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,12 +1,17 @@
 """Admission: may this message go on, and as whom?
 
-Before a message is routed, :class:`Admission` decides in one write
-transaction: cheap checks on the message alone (:func:`precheck`), the
-sender's identity (peer row touched, LID merged, linked group resolved), our
-own echoes in a self-chat, and access (SPEC §3). The result is typed:
+Before a message is stored, :meth:`Admission.judge` decides in the write
+transaction that will store it: cheap checks on the message alone
+(:func:`precheck`), the sender's identity (LID merged, linked group
+resolved), our own echoes in a self-chat, and access (SPEC §3). A message
+whose sender is not admitted is stored as a trace only (channel, message
+id, times, outcome) and finished there; an admitted one is stored whole.
+:meth:`Admission.decide` then settles it (for a queued message, judged again
+in its turn). The result is typed:
 
-- :class:`Admitted` — go on, with the identity, the access decision and
-  (for free text) the session read in the same transaction;
+- :class:`Admitted` — go on, with the identity (its peer row touched: only
+  admitted senders get one), the access decision and (for free text) the
+  session read in the same transaction;
 - :class:`Finished` — nothing more to do: the message was ignored (its
   inbox row says why), or answered here with a pairing code.
 """
@@ -105,6 +110,26 @@ class SentIds:
         return message_id in self._set
 
 
+@dataclass(frozen=True)
+class Judged:
+    """Who sent a message and whether they may come in, decided before it is stored:
+    of a sender who is not admitted only what dedupe needs is kept."""
+
+    peer_id: str
+    #: why it is ignored before access is looked at (precheck, our own echo), or None
+    refused: str | None = None
+    #: the :attr:`Gateway.stats` reason when it differs from ``refused``
+    stat: str | None = None
+    identity: Group | None = None
+    access: Access | None = None
+    #: a self-chat echo of a message Polpo sent
+    echo: bool = False
+
+    @property
+    def admitted(self) -> bool:
+        return self.refused is None and self.access is not None and self.access.allowed
+
+
 class Admission:
     """Decides admission for the gateway's channels (their settings in ``rules``)."""
 
@@ -116,8 +141,9 @@ class Admission:
         self._turns_of = turns_of
         self.sent = SentIds()
 
-    async def decide(self, tx: Tx, inbox_id: int, msg: InboundMessage) -> Admitted | Finished:
-        """Identity and access, in ``tx``; a :class:`Finished` message's row is marked."""
+    async def judge(self, tx: Tx, msg: InboundMessage) -> Judged:
+        """Identity and access of ``msg``'s sender, in ``tx``, before anything of the
+        message is stored. Writes only to merge a WhatsApp LID identity (SPEC §2)."""
         settings = self.rules.settings_of(msg.channel)
         reason = precheck(msg, settings.gateway if settings is not None else None)
         peer_id = ""
@@ -127,18 +153,12 @@ class Admission:
             except PeerIdError:
                 reason = "invalid sender id"
         if reason is not None or settings is None:
-            return await self._ignore(tx, inbox_id, reason or "no gateway for this channel")
-        return await self._admit(tx, inbox_id, msg, peer_id, settings.gateway)
-
-    async def _admit(
-        self, tx: Tx, inbox_id: int, msg: InboundMessage, peer_id: str, gw: GatewayConfig
-    ) -> Admitted | Finished:
-        conn, now = tx.conn, tx.now
-        await touch(conn, peer_id, msg.channel, msg.display_name, now)
+            return Judged(peer_id, reason or "no gateway for this channel")
+        conn = tx.conn
         if msg.lid and msg.channel == "whatsapp" and ":lid:" not in peer_id:
             await merge_lid(tx, peer_id, msg.lid)
         if msg.is_self_chat and await self._is_own_echo(tx, msg):
-            return await self._ignore(tx, inbox_id, "our own message", stat="own message")
+            return Judged(peer_id, "our own message", stat="own message", echo=True)
         identity = await group_of(conn, peer_id)
         if msg.is_self_chat:
             access = SELF_CHAT
@@ -148,13 +168,49 @@ class Admission:
                 # only then is the dynamic allowlist worth a query
                 listed = await peers.allowlisted(conn, identity.members)
                 access = self.rules.decide(peer_id, identity.members, listed)
+        return Judged(peer_id, identity=identity, access=access)
+
+    async def decide(
+        self, tx: Tx, inbox_id: int, msg: InboundMessage, judged: Judged | None = None
+    ) -> Admitted | Finished:
+        """Identity and access, in ``tx`` (``judged``: already judged in it); a
+        :class:`Finished` message's row is marked, and keeps only what dedupe needs."""
+        if judged is None:
+            judged = await self.judge(tx, msg)
+        settings = self.rules.settings_of(msg.channel)
+        if judged.refused is not None or settings is None:
+            why = judged.refused or "no gateway for this channel"
+            await inbox.forget(tx, inbox_id, "ignored", why)
+            return Finished("ignored", judged.stat or why)
+        identity, access, gw = judged.identity, judged.access, settings.gateway
+        assert identity is not None and access is not None  # judged with no refusal
         if access.allowed:
-            if msg.kind in ("text", "edit") and commands.parse_command(msg.text) is None:
-                canonical = identity.canonical
-                idle = gw.session_idle_minutes * 60
-                session = await open_session(conn, canonical, now, idle)
-                return Admitted(identity, access, session, self._turns_of(canonical))
-            return Admitted(identity, access)
+            return await self._admit(tx, msg, identity, access, gw)
+        return await self._refuse(tx, inbox_id, msg, judged.peer_id, access, gw)
+
+    async def _admit(
+        self, tx: Tx, msg: InboundMessage, identity: Group, access: Access, gw: GatewayConfig
+    ) -> Admitted:
+        """Only an admitted sender gets a peer row (name, last seen)."""
+        conn, now = tx.conn, tx.now
+        await touch(conn, identity.peer_id, msg.channel, msg.display_name, now)
+        if msg.kind in ("text", "edit") and commands.parse_command(msg.text) is None:
+            canonical = identity.canonical
+            idle = gw.session_idle_minutes * 60
+            session = await open_session(conn, canonical, now, idle)
+            return Admitted(identity, access, session, self._turns_of(canonical))
+        return Admitted(identity, access)
+
+    async def _refuse(
+        self,
+        tx: Tx,
+        inbox_id: int,
+        msg: InboundMessage,
+        peer_id: str,
+        access: Access,
+        gw: GatewayConfig,
+    ) -> Finished:
+        """A sender who is not admitted: a pairing code (policy ``pairing``) or silence."""
         if gw.dm_policy == "pairing" and not msg.is_group and msg.kind != "reaction":
             outcome = await request_pairing(
                 tx,
@@ -175,19 +231,14 @@ class Admission:
                         inbox.Reply(outcome.reply),
                         peer_id=peer_id,
                         owner=self._owner,
+                        forget=True,
                     ),
                 )
                 return Finished("pairing", outcome.what, access)
-            await inbox.mark(tx, inbox_id, "ignored", _PAIRING_SILENCE[outcome.what])
+            await inbox.forget(tx, inbox_id, "ignored", _PAIRING_SILENCE[outcome.what])
             return Finished("ignored", f"pairing {outcome.what}", access)
-        await inbox.mark(tx, inbox_id, "ignored", access.why)
+        await inbox.forget(tx, inbox_id, "ignored", access.why)
         return Finished("ignored", access.why, access)
-
-    async def _ignore(
-        self, tx: Tx, inbox_id: int, why: str, *, stat: str | None = None
-    ) -> Finished:
-        await inbox.mark(tx, inbox_id, "ignored", why)
-        return Finished("ignored", stat or why)
 
     async def _is_own_echo(self, tx: Tx, msg: InboundMessage) -> bool:
         if msg.message_id in self.sent:

@@ -35,13 +35,13 @@ def peer_id_of(message: InboundMessage) -> str:
 
 
 async def merge_lid(tx: Tx, phone_peer: str, lid: str) -> bool:
-    """Link ``whatsapp:lid:<lid>`` (if ever seen) into ``phone_peer``'s person (SPEC §2);
-    True if something moved."""
+    """Link ``whatsapp:lid:<lid>`` (if ever admitted, allowed or waiting for a pairing
+    code) into ``phone_peer``'s person (SPEC §2); True if something moved."""
     try:
         lid_peer = whatsapp_lid_peer(lid)
     except PeerIdError:
         return False
-    if not await store.exists(tx.conn, lid_peer):
+    if not await store.known(tx.conn, lid_peer):
         return False
     target = await store.canonical(tx.conn, phone_peer)
     plan = await store.link(tx, target, lid_peer, by=phone_peer)

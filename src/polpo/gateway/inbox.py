@@ -2,7 +2,9 @@
 
 A message is stored (:func:`store_message`) before the channel may acknowledge it;
 a unique ``(channel, message_id)`` drops duplicates, also across restarts.
-It leaves the ``received`` state in one of two ways: :func:`mark` (ignored,
+Its text is cut to 64 KiB before that (:func:`sanitize`) and stored once. A
+sender who is not admitted leaves only what dedupe needs (:func:`store_trace`,
+:func:`forget`): channel, message id, times, outcome. A row leaves the ``received`` state in one of two ways: :func:`mark` (ignored,
 failed) or :func:`finish` — the turn's session changes, its reply row in the
 outbox and the inbox row ``done``, all in one transaction, so a crash never
 yields two replies for one finished turn.
@@ -67,17 +69,22 @@ class Finish:
     session: Session | None = None
     idle_seconds: float = 3600.0
     owner: str | None = None
+    #: its sender was not admitted: keep only what dedupe needs (:func:`forget`)
+    forget: bool = False
 
 
-async def store_message(
-    tx: Tx, message: InboundMessage, *, owner: str | None, max_age: float | None
-) -> Stored | None:
-    """Insert ``message``; None if it is a duplicate. An ``offline`` message older than
-    ``max_age`` seconds is stored already ignored."""
-    status: InboxStatus = "received"
-    outcome = None
-    if message.offline and max_age is not None and tx.now - message.timestamp > max_age:
-        status, outcome = "ignored", "offline: older than offlineMaxAgeMinutes"
+def too_old(message: InboundMessage, max_age: float | None, now: float) -> bool:
+    """An ``offline`` message (delivered after a reconnect) older than ``max_age`` seconds:
+    stored already ignored, never answered."""
+    return message.offline and max_age is not None and now - message.timestamp > max_age
+
+
+async def store_message(tx: Tx, message: InboundMessage, *, owner: str | None) -> Stored | None:
+    """Insert an admitted sender's ``message``, to be processed; None if it is a duplicate.
+
+    The text is stored once, in its column; the payload holds the other fields."""
+    payload = message.to_payload()
+    del payload["text"]
     inbox_id = await store.insert(
         tx.conn,
         channel=message.channel,
@@ -85,26 +92,57 @@ async def store_message(
         peer_id=f"{message.channel}:{message.peer}",
         chat_id=message.chat_id,
         text=message.text,
-        payload=message.to_payload(),
+        payload=payload,
         sent_at=message.timestamp,
         now=tx.now,
-        status=status,
-        outcome=outcome,
+        status="received",
+        outcome=None,
         owner=owner,
     )
-    return None if inbox_id is None else Stored(inbox_id, status == "received")
+    return None if inbox_id is None else Stored(inbox_id, True)
+
+
+async def store_trace(
+    tx: Tx, message: InboundMessage, *, owner: str | None, ignored: str | None = None
+) -> Stored | None:
+    """Insert only what dedupe needs of ``message`` — channel, message id, times, and
+    later its outcome — for a sender who is not admitted; None if it is a duplicate.
+
+    ``ignored``: stored already ignored, with that outcome; otherwise ``received``,
+    for admission to finish it in the same transaction (a pairing code, a mark)."""
+    inbox_id = await store.insert(
+        tx.conn,
+        channel=message.channel,
+        message_id=message.message_id,
+        peer_id="",
+        chat_id="",
+        text="",
+        payload={},
+        sent_at=message.timestamp,
+        now=tx.now,
+        status="received" if ignored is None else "ignored",
+        outcome=ignored,
+        owner=owner,
+    )
+    return None if inbox_id is None else Stored(inbox_id, ignored is None)
 
 
 async def mark(tx: Tx, inbox_id: int, status: InboxStatus, outcome: str | None) -> None:
     await store.mark(tx.conn, inbox_id, status, outcome, tx.now)
 
 
+async def forget(tx: Tx, inbox_id: int, status: InboxStatus, outcome: str | None) -> None:
+    """Mark the row and keep only what dedupe needs: its sender was not admitted."""
+    await store.forget(tx.conn, inbox_id, status, outcome, tx.now)
+
+
 async def unfinished(conn: Connection, owner: str | None) -> list[Unfinished]:
     """Rows of ``owner`` still ``received``, oldest first (to resume after a restart)."""
     out = []
-    for inbox_id, payload in await store.unfinished(conn, owner):
+    for inbox_id, text, payload in await store.unfinished(conn, owner):
         try:
-            message: InboundMessage | None = InboundMessage.from_dict(payload)
+            # rows stored before the text was kept once have it in the payload too
+            message: InboundMessage | None = InboundMessage.from_dict({**payload, "text": text})
         except Exception:
             message = None
         out.append(Unfinished(inbox_id, message))
@@ -132,12 +170,17 @@ async def finish(tx: Tx, end: Finish) -> int | None:
             buttons=end.reply.buttons,
             owner=end.owner,
         )
-    await mark(tx, end.inbox_id, end.status, end.outcome)
+    if end.forget:
+        await forget(tx, end.inbox_id, end.status, end.outcome)
+    else:
+        await mark(tx, end.inbox_id, end.status, end.outcome)
     return row_id
 
 
 def sanitize(message: InboundMessage) -> InboundMessage:
-    """Make any message storable: valid Unicode, strings where strings belong, an id."""
+    """Make any message storable: valid Unicode, strings where strings belong, an id,
+    a text of at most :data:`MAX_TEXT_BYTES` (``cut_from`` says it was cut) and a
+    display name of at most :data:`MAX_NAME_CHARS`."""
     changes: dict[str, Any] = {}
     for name in _STR_FIELDS:
         value = getattr(message, name)
@@ -151,6 +194,15 @@ def sanitize(message: InboundMessage) -> InboundMessage:
         fixed = fixed.replace("\x00", "")
         if fixed != getattr(message, name):
             changes[name] = fixed
+    text = changes.get("text", message.text)
+    if len(text) > MAX_TEXT_BYTES // 4 and len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+        changes["text"] = cap_text(text)
+        changes["cut_from"] = len(text)
+    shown = changes.get("display_name", message.display_name)
+    if shown is not None and len(shown) > MAX_NAME_CHARS:
+        changes["display_name"] = shown[:MAX_NAME_CHARS]
+    if message.cut_from is not None and not isinstance(message.cut_from, int):
+        changes["cut_from"] = None
     if not (changes.get("message_id", message.message_id) or "").strip():
         import uuid
 
@@ -174,6 +226,19 @@ def sanitize(message: InboundMessage) -> InboundMessage:
             changes["attachment"] = attachment
     return replace(message, **changes) if changes else message
 
+
+def cap_text(text: str, limit: int | None = None) -> str:
+    """``text`` cut to at most ``limit`` (default :data:`MAX_TEXT_BYTES`) UTF-8 bytes,
+    on a character boundary."""
+    limit = MAX_TEXT_BYTES if limit is None else limit
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
+#: the longest inbound text stored, in UTF-8 bytes: the rest is cut before anything is
+#: written (an admitted sender is told it was too long; a stranger's text is not stored)
+MAX_TEXT_BYTES = 64 * 1024
+#: the longest display name kept (a pairing request stores a stranger's)
+MAX_NAME_CHARS = 256
 
 _STR_FIELDS: Sequence[str] = (
     "channel",

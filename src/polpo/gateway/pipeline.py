@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 from polpo.channels.base import Channel, ChannelStatus, InboundMessage
 from polpo.config import _ChannelBase as ChannelBase
 from polpo.gateway import commands, inbox
-from polpo.gateway.admission import Admission, Admitted, Finished
+from polpo.gateway.admission import Admission, Admitted, Finished, Judged
+from polpo.gateway.flood import StrangerBudget
 from polpo.gateway.inbox import Finish, Reply, sanitize
 from polpo.gateway.lanes import KeyedLock, Lanes
 from polpo.gateway.ratelimit import RateLimiter, Verdict
@@ -92,6 +93,9 @@ class _Early:
     verdict: Verdict | None = None
     #: answered right there (a command that only reads, on an idle lane)
     answered: _Answered | None = None
+    #: dropped unstored by the flood guard (a sender who is not admitted, past the
+    #: minute's budget)
+    flooded: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,10 @@ class Gateway:
         self._owns_batcher = batcher is None
         self.batcher = batcher or app.ctx.write_batcher()
         self.ratelimiter = RateLimiter(app.clock)
+        #: rows a minute senders who are not admitted may add, all together (flood guard)
+        self.strangers = StrangerBudget(
+            app.clock, app.config.settings.storage.stranger_rows_per_minute
+        )
         self.channels: dict[str, Channel] = {}
         self._configs: dict[str, ChannelSettings] = dict(configs or {})
         self._responder = responder
@@ -235,13 +243,15 @@ class Gateway:
         try:
             done = await self.batcher.run(partial(self._store, message, early))
         except Exception:
-            if not early:
-                raise
-            # admitting it failed (and took the stored row with it): store it alone, for
-            # its lane to admit again (and record a failure there)
+            # judging or admitting it failed (and took the stored row with it): store it
+            # whole, unjudged, for its lane to judge again (and record a failure there;
+            # a sender who is not admitted then has the row emptied)
             log.exception("admitting %s message %s failed", message.channel, message.message_id)
-            done = await self.batcher.run(partial(self._store, message, False))
+            done = await self.batcher.run(partial(self._store, message, False, judge=False))
         stored, decided = done.stored, done.decided
+        if done.flooded:
+            self.stats["dropped:flood"] += 1
+            return
         if stored is None:
             self.stats["duplicate"] += 1
             log.debug("duplicate %s message %s dropped", message.channel, message.message_id)
@@ -285,15 +295,24 @@ class Gateway:
 
     # -- storing ---------------------------------------------------------------
 
-    async def _store(self, message: InboundMessage, early: bool, tx: Tx) -> _Early:
-        """Store ``message``; when ``early``, admit it in the same transaction, and
-        answer it too if it is a command that only reads."""
+    async def _store(
+        self, message: InboundMessage, early: bool, tx: Tx, *, judge: bool = True
+    ) -> _Early:
+        """Judge ``message``'s sender, then store it: whole if admitted, else only what
+        dedupe needs (and finish it here). When ``early``, admit it in the same
+        transaction, and answer it too if it is a command that only reads.
+        ``judge`` False: store it whole, for its lane to judge."""
         settings = self._configs.get(message.channel)
         max_age = settings.gateway.offline_max_age_minutes * 60 if settings is not None else None
-        stored = await inbox.store_message(tx, message, owner=self.owner, max_age=max_age)
-        if stored is None or not stored.received or not early:
+        if inbox.too_old(message, max_age, tx.now):
+            return await self._store_trace(tx, message, None)
+        judged = await self._admission.judge(tx, message) if judge else None
+        if judged is not None and not judged.admitted:
+            return await self._store_trace(tx, message, judged)
+        stored = await inbox.store_message(tx, message, owner=self.owner)
+        if stored is None or not early:
             return _Early(stored)
-        decided = await self._admission.decide(tx, stored.inbox_id, message)
+        decided = await self._admission.decide(tx, stored.inbox_id, message, judged)
         if not isinstance(decided, Admitted) or settings is None:
             return _Early(stored, decided)
         gw = settings.gateway
@@ -319,6 +338,26 @@ class Gateway:
         )
         row_id = await inbox.finish(tx, end)
         return _Early(stored, decided, verdict, _Answered(routed.reply, routed.outcome, row_id))
+
+    async def _store_trace(self, tx: Tx, message: InboundMessage, judged: Judged | None) -> _Early:
+        """A message that will not be processed: its sender is not admitted (``judged``),
+        or it is an offline catch-up too old to answer (None). Only what dedupe needs is
+        stored, within the flood guard's budget (our own echoes are not counted)."""
+        counts = judged is None or not judged.echo
+        if counts and not self.strangers.has_room():
+            return _Early(None, flooded=True)
+        if judged is None:
+            stored = await inbox.store_trace(tx, message, owner=self.owner, ignored=_TOO_OLD)
+        else:
+            stored = await inbox.store_trace(tx, message, owner=self.owner)
+        if stored is None:
+            return _Early(None)
+        if counts:
+            self.strangers.spend()
+        if judged is None:
+            return _Early(stored)
+        decided = await self._admission.decide(tx, stored.inbox_id, message, judged)
+        return _Early(stored, decided)
 
     async def _answered(self, msg: InboundMessage, answered: _Answered) -> None:
         """Book-keeping for a message answered in the transaction that stored it."""
@@ -355,6 +394,8 @@ class Gateway:
                 f"{type(e).__name__}: {e}"[:500],
                 Reply(FAILED_REPLY) if work.admitted else None,
                 owner=self.owner,
+                # not admitted (yet): nothing of what they said is kept
+                forget=not work.admitted,
             )
             with contextlib.suppress(Exception):
                 await self.batcher.run(partial(inbox.finish, end=end))
@@ -472,6 +513,9 @@ class Gateway:
     def _wake(self, channel: str) -> None:
         for wake in self._wakers.get(channel, ()):
             wake()
+
+
+_TOO_OLD = "offline: older than offlineMaxAgeMinutes"
 
 
 def _reads_only(message: InboundMessage) -> bool:

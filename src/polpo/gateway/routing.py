@@ -108,6 +108,11 @@ class Router:
                 return Dropped("reaction not on an approval request")
             reply = await commands.dispatch(ctx, command)
             return Routed(_reply_of(reply), f"reaction: {command}", changes)
+        if msg.cut_from is not None:
+            # over 64 KiB: only its start was stored; neither a command nor the model
+            # gets a text cut short (the sender is told, and can send it in parts)
+            text = TOO_LONG_REPLY.format(length=msg.cut_from, limit=MAX_CHAT_CHARS)
+            return Routed(Reply(text), "too long: cut at 64 KiB when stored", changes)
         if msg.kind == "media" and msg.attachment is None:  # a contact, a location, …
             return Routed(Reply(MEDIA_REPLY), "media: told text only", changes)
         if msg.kind == "undecryptable":

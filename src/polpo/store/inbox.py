@@ -3,7 +3,10 @@
 A unique ``(channel, message_id)`` drops duplicates, also across restarts;
 the insert is ``ON CONFLICT DO NOTHING``, so a duplicate returns no id. The
 insert and the final mark run for every message: they are
-:class:`~polpo.store.hot.Hot`.
+:class:`~polpo.store.hot.Hot`. The text is stored once, in ``text``; the
+``payload`` holds the message's other fields. A row of a sender who is not
+admitted holds only what dedupe needs: its sender, chat, text and payload
+are empty (:func:`forget`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ _INSERT = Hot(
 _MARK = Hot(
     inbox.update().where(inbox.c.id == sa.bindparam("iid")),
     ("iid", "status", "outcome", "processed_at"),
+)
+_FORGET = Hot(
+    inbox.update().where(inbox.c.id == sa.bindparam("iid")).values(peer_id="", chat_id="", text=""),
+    ("iid", "status", "outcome", "processed_at", "payload"),
+    convert={"payload": json_text},
 )
 
 
@@ -89,14 +97,25 @@ async def mark(
     )
 
 
-async def unfinished(conn: Connection, owner: str | None) -> list[tuple[int, Any]]:
-    """``(id, payload)`` of the rows of ``owner`` still ``received``, oldest first."""
+async def forget(
+    conn: Connection, inbox_id: int, status: str, outcome: str | None, now: float
+) -> None:
+    """As :func:`mark`, and empty the row of all but what dedupe needs (its sender was
+    not admitted after all: nothing of what they said is kept)."""
+    await _FORGET.run(
+        conn,
+        {"iid": inbox_id, "status": status, "outcome": outcome, "processed_at": now, "payload": {}},
+    )
+
+
+async def unfinished(conn: Connection, owner: str | None) -> list[tuple[int, str, Any]]:
+    """``(id, text, payload)`` of the rows of ``owner`` still ``received``, oldest first."""
     owner_match = inbox.c.owner.is_(None) if owner is None else inbox.c.owner == owner
     rows = (
         await conn.execute(
-            sa.select(inbox.c.id, inbox.c.payload)
+            sa.select(inbox.c.id, inbox.c.text, inbox.c.payload)
             .where(inbox.c.status == "received", owner_match)
             .order_by(inbox.c.id)
         )
     ).all()
-    return [(int(r[0]), r[1]) for r in rows]
+    return [(int(r[0]), r[1], r[2]) for r in rows]

@@ -134,8 +134,19 @@ async def set_linked(conn: Connection, ids: Iterable[str], to: str | None) -> No
         await conn.execute(peers.update().where(peers.c.id.in_(wanted)).values(linked_to=to))
 
 
-async def exists(conn: Connection, peer_id: str) -> bool:
-    return (await conn.scalar(sa.select(peers.c.id).where(peers.c.id == peer_id))) is not None
+async def known(conn: Connection, peer_id: str) -> bool:
+    """``peer_id`` has a peer row, an allowlist entry or a pending pairing request
+    (a sender who was never admitted has no peer row, yet may be waiting for a code)."""
+    found = await conn.scalar(
+        sa.union_all(
+            sa.select(peers.c.id).where(peers.c.id == peer_id),
+            sa.select(allowlist.c.peer_id).where(allowlist.c.peer_id == peer_id),
+            sa.select(pairing_requests.c.peer_id).where(
+                pairing_requests.c.peer_id == peer_id, pairing_requests.c.status == "pending"
+            ),
+        ).limit(1)
+    )
+    return found is not None
 
 
 async def link(tx: Tx, target: str, joining: str, *, by: str) -> LinkPlan:
