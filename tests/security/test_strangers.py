@@ -257,8 +257,12 @@ async def test_a_stranger_still_gets_a_pairing_code_and_the_admins_their_name(
             async with app.store.read() as conn:
                 [pending] = (await conn.execute(sa.select(pairing_requests))).all()
             assert (pending.peer_id, pending.display_name) == (f"whatsapp:{STRANGER}", "Mario")
+            assert f"whatsapp:{STRANGER}" not in [p.id for p in await app.peers.list()]
             await app.peers.approve_pairing(request.code, by="cli")
             await gw.settle()  # "you're in"
+            # let in: a known peer now, under the name the request kept
+            [known] = [p for p in await app.peers.list() if p.id == f"whatsapp:{STRANGER}"]
+            assert (known.display_name, known.allowed) == ("Mario", True)
             # admitted now: heard in full
             assert await exchange(gw, wa, STRANGER, "thanks!") == ["model heard: thanks!"]
         assert model.prompts == ["thanks!"]

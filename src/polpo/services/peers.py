@@ -452,6 +452,7 @@ class PeerService:
             ).one()
             _check_pairing_open(_pairing_from_row(row, tx.now))
         await _allow_in(tx, req.peer_id, by=by, source="pairing")
+        await peer_store.paired(tx.conn, req.peer_id, req.channel, req.display_name, req.created_at)
         outbox_id = await enqueue(
             tx.conn,
             channel=req.channel,

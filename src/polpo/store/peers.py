@@ -96,6 +96,31 @@ async def ensure(conn: Connection, peer_id: str, now: float) -> None:
     )
 
 
+async def paired(
+    conn: Connection, peer_id: str, channel: str, display_name: str | None, asked_at: float
+) -> None:
+    """A peer let in by pairing gets the row its messages did not (a sender who is not
+    admitted has none): seen when it asked, under the name it gave. An existing row
+    keeps its times, and gets the name only if it had none."""
+    await conn.execute(
+        insert_ignore(conn.dialect.name, peers),
+        {
+            "id": peer_id,
+            "channel": channel,
+            "display_name": display_name or None,
+            "first_seen": asked_at,
+            "last_seen": asked_at,
+            "linked_to": None,
+        },
+    )
+    if display_name:
+        await conn.execute(
+            peers.update()
+            .where(peers.c.id == peer_id, peers.c.display_name.is_(None))
+            .values(display_name=display_name)
+        )
+
+
 async def group_of(conn: Connection, peer_id: str) -> Group:
     """The canonical peer and the whole linked group of ``peer_id``."""
     rows = (await _GROUP.run(conn, {"pid": peer_id})).rows
