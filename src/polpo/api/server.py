@@ -6,7 +6,8 @@ port 0 and read the real port back from :attr:`ApiServer.port`.
 
 Once listening, it writes ``.polpo/serve.json`` (the URL and the CLI's bearer
 token, see :mod:`polpo.servefile`) and logs the dashboard's one-time sign-in
-link; a clean stop removes the file.
+link — unless the log goes to a file agents' commands or other users can
+read (:mod:`polpo.api.log_readers`); a clean stop removes the file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from polpo.api.hosts import WILDCARDS, bracketed
+from polpo.api.log_readers import log_readers
 from polpo.errors import PolpoError
 from polpo.servefile import remove_serve_file, write_serve_file
 
@@ -154,6 +156,15 @@ class ApiServer:
             raise PortInUseError(f"the HTTP API did not start on {self.url}")
         self._write_serve_file()  # before the line below: tests and scripts wait for it
         log.info("HTTP API listening on %s (API docs at %s/api/v1/docs)", self.url, self.url)
+        readers = log_readers(log, self.app.loaded.root)
+        if readers is not None:  # a link there would sign them in
+            log.info(
+                "Dashboard: run polpo dashboard for a sign-in link (none is printed here: "
+                "this log goes to %s, which %s can read)",
+                readers.path,
+                readers.who,
+            )
+            return
         link = f"{self.local_url}/?token={self.sessions.new_link_token(ttl=None)}"
         log.info(
             "Dashboard: open %s (a one-time sign-in link; polpo dashboard prints a fresh one)", link
