@@ -280,20 +280,26 @@ def test_neither_the_cli_nor_the_serving_side_imports_neonize() -> None:
 async def test_login_gives_up_when_no_phone_links_in_time(auth: Path) -> None:
     from polpo.channels.whatsapp.account import lock_holder
     from polpo.channels.whatsapp.session import LoginCallbacks, LoginError, login
+    from polpo.clock import FakeClock
 
+    clock = FakeClock(start=0.0)
     shown: list[str] = []
-    callbacks = LoginCallbacks(
-        on_qr=lambda code, _s: shown.append(code), on_pair_code=shown.append, on_paired=shown.append
-    )
+
+    def on_qr(code: str, _seconds: int) -> None:
+        shown.append(code)
+        clock.advance(601)  # nobody scans: the ten minutes pass
+
+    callbacks = LoginCallbacks(on_qr=on_qr, on_pair_code=shown.append, on_paired=shown.append)
     with pytest.raises(LoginError) as info:
         await login(
             auth,
-            give_up_after=0.5,
+            give_up_after=600,
             callbacks=callbacks,
             worker_command=[sys.executable, str(FAKE_WORKER), "qr_forever"],
+            monotonic=clock.now,
         )
     assert info.value.message == (
-        "gave up: no phone linked within 0.5 s; run `polpo whatsapp login` again "
+        "gave up: no phone linked within 600 s; run `polpo whatsapp login` again "
         "when your phone is at hand"
     )
     assert shown == ["2@nobody-scans"]

@@ -97,6 +97,7 @@ async def login(
     callbacks: LoginCallbacks,
     worker_command: Sequence[str] | None = None,
     connect_after_link: float = CONNECT_AFTER_LINK,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> LinkedAccount:
     """Link this device to a WhatsApp account; returns the linked account.
 
@@ -126,7 +127,7 @@ async def login(
             wipe_credentials(auth_dir)
         secure(auth_dir)
         return await _link(
-            auth_dir, phone, give_up_after, callbacks, worker_command, connect_after_link
+            auth_dir, phone, give_up_after, callbacks, worker_command, connect_after_link, monotonic
         )
     finally:
         lock.release()
@@ -140,8 +141,9 @@ async def _link(
     cb: LoginCallbacks,
     worker_command: Sequence[str] | None,
     connect_after_link: float,
+    monotonic: Callable[[], float],
 ) -> LinkedAccount:
-    deadline = time.monotonic() + give_up_after
+    deadline = monotonic() + give_up_after
     paired_phone: str | None = None
     code_expires: float | None = None
     restarts = 0
@@ -151,9 +153,9 @@ async def _link(
         try:
             await session.send(p.Connect(phone=phone if paired_phone is None else None))
             if paired_phone is not None:
-                deadline = time.monotonic() + connect_after_link
+                deadline = monotonic() + connect_after_link
             while True:
-                left = deadline - time.monotonic()
+                left = deadline - monotonic()
                 if left <= 0:
                     if paired_phone is not None:
                         break  # linked, but the worker went quiet: start it again
@@ -165,12 +167,12 @@ async def _link(
                     event = await session.next_event(min(1.0, left))
                 except TimeoutError:
                     if code_expires is not None:
-                        cb.on_tick(max(0, round(code_expires - time.monotonic())))
+                        cb.on_tick(max(0, round(code_expires - monotonic())))
                     continue
                 if event is None:
                     break  # the worker exited
                 if isinstance(event, p.Qr):
-                    code_expires = time.monotonic() + event.seconds
+                    code_expires = monotonic() + event.seconds
                     cb.on_qr(event.code, event.seconds)
                 elif isinstance(event, p.PairCode):
                     code_expires = None
@@ -181,7 +183,7 @@ async def _link(
                     cb.on_paired(event.phone)
                     # WhatsApp restarts the connection now; whatsmeow does not retry
                     # a failed restart, so a quiet worker is started again.
-                    deadline = time.monotonic() + connect_after_link
+                    deadline = monotonic() + connect_after_link
                 elif isinstance(event, p.Connected):
                     account = linked_account(auth_dir)
                     return account or LinkedAccount(
