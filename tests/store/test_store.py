@@ -208,3 +208,52 @@ async def test_a_v2_database_gains_the_outbox_parts_and_turned_away_tables(url: 
         assert kept.id == "aaaabbbbccccdddd"
     finally:
         await store.close()
+
+
+async def test_an_older_database_forgets_what_strangers_said_and_stores_each_text_once(
+    url: str,
+) -> None:
+    from polpo.store.migrations import STEPS, _v5_forget_strangers
+    from polpo.store.tables import inbox
+
+    def row(n: int, status: str, outcome: str | None) -> dict[str, object]:
+        return {
+            "channel": "whatsapp",
+            "message_id": f"m{n}",
+            "peer_id": f"whatsapp:4915{n}",
+            "chat_id": f"4915{n}@s.whatsapp.net",
+            "text": f"said {n}",
+            "payload": {"text": f"said {n}", "peer": f"4915{n}", "kind": "text"},
+            "sent_at": 1.0,
+            "received_at": 1.0,
+            "status": status,
+            "outcome": outcome,
+        }
+
+    store = await Store.open(url)
+    async with store.write() as conn:
+        await conn.execute(
+            inbox.insert(),
+            [
+                row(1, "done", "chat"),
+                row(2, "ignored", "not allowed"),
+                row(3, "done", "pairing: created"),
+                row(4, "received", None),
+            ],
+        )
+        before = STEPS.index(_v5_forget_strangers)
+        await conn.execute(sa.update(schema_table).values(version=before))
+    await store.close()
+
+    store = await Store.open(url)
+    try:
+        async with store.read() as conn:
+            rows = (await conn.execute(sa.select(inbox).order_by(inbox.c.message_id))).all()
+    finally:
+        await store.close()
+    assert [(r.peer_id, r.text, r.payload) for r in rows] == [
+        ("whatsapp:49151", "said 1", {"peer": "49151", "kind": "text"}),
+        ("", "", {}),
+        ("", "", {}),
+        ("whatsapp:49154", "said 4", {"peer": "49154", "kind": "text"}),
+    ]

@@ -76,12 +76,37 @@ async def _v4_peers_last_seen_index(conn: Connection) -> None:
     await conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_peers_last_seen ON peers (last_seen)")
 
 
+async def _v5_forget_strangers(conn: Connection) -> None:
+    """What earlier versions kept of messages that were never admitted goes (their text,
+    payload, sender and chat: only what dedupe needs stays), and no payload repeats its
+    text (the text is stored once, in ``text``)."""
+    inbox = tables.inbox
+    not_admitted = sa.or_(
+        inbox.c.status == "ignored",
+        sa.and_(inbox.c.status == "done", inbox.c.outcome.like("pairing:%")),
+    )
+    await conn.execute(
+        inbox.update().where(not_admitted).values(peer_id="", chat_id="", text="", payload={})
+    )
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql(
+            "UPDATE inbox SET payload = (payload::jsonb - 'text')::json "
+            "WHERE payload::jsonb -> 'text' IS NOT NULL"
+        )
+    else:
+        await conn.exec_driver_sql(
+            "UPDATE inbox SET payload = json_remove(payload, '$.text') "
+            "WHERE json_type(payload, '$.text') IS NOT NULL"
+        )
+
+
 Step = Callable[[Connection], Awaitable[None]]
 STEPS: list[Step] = [
     _v1_initial,
     _v2_owners_buttons_cursor,
     _v3_parts_turned_away_retention,
     _v4_peers_last_seen_index,
+    _v5_forget_strangers,
 ]
 LATEST = len(STEPS)
 
