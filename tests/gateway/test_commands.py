@@ -222,11 +222,15 @@ async def test_status_follows_changes_here_at_once_and_elsewhere_within_seconds(
     assert "Tasks: none yet" in (await say(app, session, "/status")).text
     await app.tasks.add("one")
     assert "Tasks: 1 pending" in (await say(app, session, "/status")).text
-    # another process (its own Polpo on the same database) writes a channel state: no event
+    # another process (its own Polpo on the same database) writes a channel state and
+    # sees a peer: no event, no sighting of this process
     async with open_project(tmp_path / "proj", clock) as other:
         await write_channel_state(other.ctx, "telegram", "disconnected", "network down")
+        await seen(other, "telegram:77")
     clock.advance(KEEP_SECONDS + 0.5)
-    assert "telegram: disconnected (network down)" in (await say(app, session, "/status")).text
+    text = (await say(app, session, "/status")).text
+    assert "telegram: disconnected (network down)" in text
+    assert "Peers seen (last 5 min): 1 — telegram:77" in text
 
 
 async def test_status_of_an_empty_project(app: Polpo, session: FakeSession) -> None:

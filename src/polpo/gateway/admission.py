@@ -134,11 +134,18 @@ class Admission:
     """Decides admission for the gateway's channels (their settings in ``rules``)."""
 
     def __init__(
-        self, rules: AccessRules, *, owner: str | None, turns_of: Callable[[str], int]
+        self,
+        rules: AccessRules,
+        *,
+        owner: str | None,
+        turns_of: Callable[[str], int],
+        on_seen: Callable[[str, float], None] | None = None,
     ) -> None:
         self.rules = rules
         self._owner = owner
         self._turns_of = turns_of
+        #: told of every sender seen (``/status``'s recent peers)
+        self._on_seen = on_seen
         self.sent = SentIds()
 
     async def judge(self, tx: Tx, msg: InboundMessage) -> Judged:
@@ -194,6 +201,8 @@ class Admission:
         """Only an admitted sender gets a peer row (name, last seen)."""
         conn, now = tx.conn, tx.now
         await touch(conn, identity.peer_id, msg.channel, msg.display_name, now)
+        if self._on_seen is not None:
+            self._on_seen(identity.peer_id, now)
         if msg.kind in ("text", "edit") and commands.parse_command(msg.text) is None:
             canonical = identity.canonical
             idle = gw.session_idle_minutes * 60

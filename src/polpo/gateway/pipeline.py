@@ -38,6 +38,7 @@ from polpo.gateway.lanes import KeyedLock, Lanes
 from polpo.gateway.ratelimit import RateLimiter, Verdict
 from polpo.gateway.routing import Dropped, Routed, Router
 from polpo.services.access import AccessRules
+from polpo.services.status import status_view
 from polpo.store.batch import WriteBatcher
 from polpo.store.tx import Tx
 
@@ -140,7 +141,12 @@ class Gateway:
         self._persons = KeyedLock()
         self._person_turns: dict[str, int] = {}
         self._rules = AccessRules(app.config, self._configs)
-        self._admission = Admission(self._rules, owner=owner, turns_of=self._turns_of)
+        self._admission = Admission(
+            self._rules,
+            owner=owner,
+            turns_of=self._turns_of,
+            on_seen=status_view(app.ctx).seen,
+        )
         self._router = Router(
             app,
             self.batcher,

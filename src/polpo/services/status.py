@@ -6,7 +6,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from polpo.core.models import AgentView, Event, Task
+from polpo.core.models import AgentView, Event
+from polpo.core.recent_peers import RecentPeers
 from polpo.core.states import TASK_STATUSES
 from polpo.services.agents import agent_views
 from polpo.services.context import ServiceContext
@@ -91,29 +92,42 @@ class _Base:
 
     tasks: dict[str, int]
     pending_approvals: int
-    running: list[Task]
+    agents: list[AgentView]
     channels: list[ChannelState]
     #: the project clock's time of the read
     read_at: float
 
 
 class StatusView:
-    """``/status`` kept between calls: the counts and states are read again only after
-    an event (any task, approval or mission change emits one, also from other
+    """``/status`` kept between calls.
+
+    The counts, running tasks and channel states are read again only after an
+    event (any task, approval or mission change emits one, also from other
     processes through the event tail) or a channel state write, or after
-    :data:`KEEP_SECONDS`; the recent peers, which change with every message, are a
-    count and the newest few on an index each time."""
+    :data:`KEEP_SECONDS`. The recent peers change with every message: they are
+    kept in memory (:class:`~polpo.core.recent_peers.RecentPeers`), told of
+    each sighting of this process's gateway (:meth:`seen`), and read again from
+    the ``last_seen`` index after :data:`KEEP_SECONDS` (what other processes
+    saw). A ``/status`` with nothing to read again reads nothing."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
         self._base: _Base | None = None
         #: bumped by every change: a read that started before one is not kept
         self._generation = 0
+        self._recent = RecentPeers()
+        #: when the recent peers were read from the database (None: not yet)
+        self._recent_at: float | None = None
         ctx.bus.subscribe("*", self._changed)
 
     def invalidate(self) -> None:
         self._base = None
         self._generation += 1
+
+    def seen(self, peer_id: str, when: float) -> None:
+        """The gateway saw ``peer_id`` at ``when`` (and recorded it in ``peers``)."""
+        if self._recent_at is not None:
+            self._recent.seen(peer_id, when)
 
     async def _changed(self, _event: Event) -> None:
         self.invalidate()
@@ -121,33 +135,37 @@ class StatusView:
     async def summary(self) -> StatusSummary:
         ctx = self.ctx
         now = ctx.clock.now()
+        since = now - CONNECTED_WINDOW_SECONDS
         base = self._base
         if base is not None and abs(now - base.read_at) > KEEP_SECONDS:
             base = None
-        generation = self._generation
-        async with ctx.read() as conn:
-            if base is None:
-                rows = await store.channel_states(conn)
-                base = _Base(
-                    await store.task_counts(conn),
-                    await store.pending_approvals(conn),
-                    await store.running_tasks(conn),
-                    [
-                        ChannelState(r.channel, r.state, r.detail, r.account, r.updated_at)
-                        for r in rows
-                    ],
-                    now,
-                )
-            count, newest = await store.recent_peers(
-                conn, now - CONNECTED_WINDOW_SECONDS, PEERS_SHOWN
-            )
-        if generation == self._generation:
-            self._base = base
-        config = ctx.config
+        recent_at = self._recent_at
+        reload_recent = recent_at is None or abs(now - recent_at) > KEEP_SECONDS
+        if base is None or reload_recent:
+            generation = self._generation
+            async with ctx.read() as conn:
+                if base is None:
+                    rows = await store.channel_states(conn)
+                    base = _Base(
+                        await store.task_counts(conn),
+                        await store.pending_approvals(conn),
+                        agent_views(ctx.config, await store.running_tasks(conn)),
+                        [
+                            ChannelState(r.channel, r.state, r.detail, r.account, r.updated_at)
+                            for r in rows
+                        ],
+                        now,
+                    )
+                if reload_recent:
+                    self._recent.load(await store.seen_since(conn, since))
+                    self._recent_at = now
+            if generation == self._generation:
+                self._base = base
+        count, newest = self._recent.since(since, PEERS_SHOWN)
         return StatusSummary(
-            project=config.project,
+            project=ctx.config.project,
             tasks={s: base.tasks.get(s, 0) for s in TASK_STATUSES},
-            agents=agent_views(config, base.running),
+            agents=base.agents,
             pending_approvals=base.pending_approvals,
             connected_peers=newest,
             connected_count=count,

@@ -1,7 +1,8 @@
 """The reads behind ``/status``: counts, running tasks, channel states, recent peers.
 
-Recent peers are a count and the newest few on the ``last_seen`` index, never
-every peer: ``/status`` runs for every command message of a busy gateway.
+Recent peers are read on the ``last_seen`` index, only those of the last
+minutes, and kept in memory between reads (``services/status.StatusView``):
+``/status`` runs for every command message of a busy gateway.
 """
 
 from __future__ import annotations
@@ -25,16 +26,9 @@ _RUNNING_TASKS = (
     sa.select(tasks).where(tasks.c.status == "running").order_by(tasks.c.created_at, tasks.c.id)
 )
 _CHANNEL_STATES = sa.select(channel_state).order_by(channel_state.c.channel)
-_RECENT_COUNT = Hot(
-    sa.select(sa.func.count()).select_from(peers).where(peers.c.last_seen >= sa.bindparam("since")),
+_SEEN_SINCE = Hot(
+    sa.select(peers.c.id, peers.c.last_seen).where(peers.c.last_seen >= sa.bindparam("since")),
     ("since",),
-)
-_RECENT = Hot(
-    sa.select(peers.c.id)
-    .where(peers.c.last_seen >= sa.bindparam("since"))
-    .order_by(peers.c.last_seen.desc(), peers.c.id)
-    .limit(sa.bindparam("n")),
-    ("since", "n"),
 )
 
 
@@ -55,11 +49,9 @@ async def channel_states(conn: Connection) -> list[Any]:
     return list((await conn.execute(_CHANNEL_STATES)).all())
 
 
-async def recent_peers(conn: Connection, since: float, newest: int) -> tuple[int, list[str]]:
-    """How many peers were seen since ``since``, and the ``newest`` most recent."""
-    count = (await _RECENT_COUNT.run(conn, {"since": since})).rows[0][0]
-    ids = [r[0] for r in (await _RECENT.run(conn, {"since": since, "n": newest})).rows]
-    return int(count), ids
+async def seen_since(conn: Connection, since: float) -> list[tuple[str, float]]:
+    """(peer id, last seen) of every peer seen since ``since`` (on the ``last_seen`` index)."""
+    return [(str(r[0]), float(r[1])) for r in (await _SEEN_SINCE.run(conn, {"since": since})).rows]
 
 
 async def write_channel_state(
