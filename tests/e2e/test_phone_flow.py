@@ -26,6 +26,7 @@ from polpo.api.server import ApiServer
 from polpo.app import Polpo
 from polpo.config import load_config
 from polpo.core.models import Approval, Event
+from polpo.gateway.component import GatewayComponent
 from polpo.host import Host
 from polpo.serve import ServeOptions, build_serve_host
 from polpo.testing import MemoryChannel
@@ -143,6 +144,9 @@ async def _alert_for(served: Served, short: str, before: int) -> Any:
     sent = await served.telegram.wait_sent(before + 1, within=15)
     alerts = [s for s in sent[before:] if f"/approve {short}" in s.text]
     assert alerts, [s.text for s in sent]
+    # delivered: a reply or reaction to it comes after its send is recorded (its id)
+    component = next(c for c in served.host.components if isinstance(c, GatewayComponent))
+    await component.settle()
     return alerts[0]
 
 

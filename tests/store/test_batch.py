@@ -93,3 +93,32 @@ async def test_a_read_sees_one_snapshot_while_another_connection_writes(tmp_path
     finally:
         await batcher.close()
         await store.close()
+
+
+async def test_steps_arriving_while_one_commits_share_the_next_transaction(
+    tmp_path: Path,
+) -> None:
+    """An idle batcher commits a step in its caller's task; steps arriving meanwhile
+    (here while it waits for another process's lock) queue and commit together, and
+    ``wait_idle`` waits for all of them."""
+    store = await Store.open(f"sqlite:///{tmp_path / 'polpo.db'}")
+    batcher = WriteBatcher(store, now=FakeClock().now, origin="test", publish=EventBus().publish)
+    other = sqlite3.connect(str(sqlite_path(store.url)), isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        first = asyncio.create_task(batcher.run(_emit("test:first")))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        later = [asyncio.create_task(batcher.run(_emit(f"test:later{i}"))) for i in range(3)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not first.done() and not any(t.done() for t in later)
+        other.execute("COMMIT")
+        await asyncio.wait_for(batcher.wait_idle(), 10)
+        assert first.done() and all(t.done() for t in later)
+        assert await _names(store) == ["test:first", "test:later0", "test:later1", "test:later2"]
+        assert (batcher.transactions, batcher.steps) == (2, 4)
+    finally:
+        other.close()
+        await batcher.close()
+        await store.close()

@@ -193,6 +193,8 @@ class OutboxDispatcher:
         chats: dict[str, list[_Row]] = {}
         for row in rows:
             chats.setdefault(row.chat_id, []).append(row)
+        if len(chats) == 1:  # one chat (an idle gateway answering someone): no task to start
+            return await self._send_chat(rows, now)
         results = await asyncio.gather(
             *(self._send_chat(chat_rows, now) for chat_rows in chats.values())
         )

@@ -6,7 +6,10 @@ Steps submitted while a transaction runs wait, then all run in the next
 one: under load hundreds of messages commit together instead of one
 ``BEGIN IMMEDIATE … COMMIT`` each. Each step still happens completely or not
 at all: if any step of a batch fails, the batch is rolled back and its steps
-are retried one transaction each, so one bad step fails alone.
+are retried one transaction each, so one bad step fails alone. A step that
+finds the batcher idle (nothing queued or being written, no other step in
+this turn of the loop) runs in its caller's own task: no hop to another task
+and back, which is most of what a lone ``/status`` would wait for.
 """
 
 from __future__ import annotations
@@ -50,17 +53,50 @@ class WriteBatcher:
         self.max_batch = max_batch
         self._queue: list[tuple[Step, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
+        #: transactions run by their caller's own task (nothing else was waiting)
+        self._direct = 0
+        self._direct_done = asyncio.Event()
+        #: False from a direct transaction to the next turn of the loop: callers of the
+        #: same turn (a burst: many peers at once) queue and share one transaction
+        self._direct_open = True
         #: transactions committed and steps run (for the benchmark and tests)
         self.transactions = 0
         self.steps = 0
 
     async def run(self, step: Callable[[Tx], Awaitable[T]]) -> T:
-        """Run ``step`` in a write transaction (shared with others) and return its result."""
+        """Run ``step`` in a write transaction (shared with others) and return its result.
+
+        When nothing else is waiting or being written, the caller's own task runs the
+        transaction: no task to start and no turn of the loop before it, nor after
+        it (the reply of a ``/status`` on an idle gateway goes out sooner). Steps
+        arriving meanwhile, or in the same turn of the loop, queue up and share the
+        next transaction."""
+        if (
+            self._direct_open
+            and not self._queue
+            and not self._direct
+            and (self._task is None or self._task.done())
+        ):
+            self._direct_open = False
+            asyncio.get_running_loop().call_soon(self._reopen)
+            self._direct += 1
+            try:
+                [result] = await self._commit([step])
+            finally:
+                self._direct -= 1
+                if not self._direct:
+                    self._direct_done.set()
+            self.transactions += 1
+            self.steps += 1
+            return result  # type: ignore[no-any-return]
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((step, fut))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="polpo-write-batcher")
         return await fut
+
+    def _reopen(self) -> None:
+        self._direct_open = True
 
     async def read(self, fn: Callable[[sa.Connection], T]) -> T:
         """Run the synchronous ``fn`` in one read transaction."""
@@ -68,7 +104,12 @@ class WriteBatcher:
             return await conn.run_sync(fn)
 
     async def wait_idle(self) -> None:
-        while self._task is not None and not self._task.done():
+        while self._direct or (self._task is not None and not self._task.done()):
+            if self._direct:
+                self._direct_done.clear()
+                await self._direct_done.wait()
+                continue
+            assert self._task is not None
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._task)
 

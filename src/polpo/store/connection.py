@@ -58,10 +58,12 @@ class Connection:
 class SyncConnection(Connection):
     """A synchronous connection used from the event loop (SQLite)."""
 
-    __slots__ = ("sync",)
+    __slots__ = ("_driver", "sync")
 
     def __init__(self, sync: sa.Connection) -> None:
         self.sync = sync
+        #: looked up once: hot statements ask for it several times per message
+        self._driver = sync.connection.driver_connection
 
     @property
     def dialect(self) -> sa.Dialect:
@@ -77,7 +79,7 @@ class SyncConnection(Connection):
         return fn(self.sync, *args)
 
     def driver_connection(self) -> Any | None:
-        return self.sync.connection.driver_connection
+        return self._driver
 
 
 class AsyncConnectionAdapter(Connection):
