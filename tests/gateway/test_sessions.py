@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from polpo.clock import FakeClock
+from polpo.core.models import Event
 from polpo.store.tables import peers, sessions
 from polpo.testing import MemoryChannel, RecordingResponder, exchange, running_gateway
 
@@ -95,6 +96,12 @@ async def test_a_lid_identity_is_merged_into_the_phone_one(
     open_project: OpenProject, whatsapp: MemoryChannel, responder: RecordingResponder
 ) -> None:
     app = await open_project(dmPolicy="open", allowFrom=[])
+    linked: list[dict[str, object]] = []
+
+    async def on_linked(ev: Event) -> None:
+        linked.append(ev.payload)
+
+    app.bus.subscribe("peer:linked", on_linked)
     async with running_gateway(app, whatsapp, responder=responder) as gw:
         assert await exchange(gw, whatsapp, "lid:88877766655", "hello from a lid") == [
             "echo: hello from a lid"
@@ -109,12 +116,16 @@ async def test_a_lid_identity_is_merged_into_the_phone_one(
     ]
     assert [len(c.history) for c in responder.calls] == [0, 1, 2]
     async with app.store.read() as conn:
-        linked = (
+        linked_to = (
             await conn.execute(
                 sa.select(peers.c.linked_to).where(peers.c.id == "whatsapp:lid:88877766655")
             )
         ).scalar()
-    assert linked == OWNER_PEER
+    assert linked_to == OWNER_PEER
+    # the same link as /link: announced once, like PeerService's
+    assert linked == [
+        {"peerId": "whatsapp:lid:88877766655", "canonical": OWNER_PEER, "by": OWNER_PEER}
+    ]
 
 
 async def test_reject_without_reason_takes_the_next_message_as_feedback(
