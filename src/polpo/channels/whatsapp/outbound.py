@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from polpo.channels.base import InboundMessage, OutboundMessage, SendResult
 from polpo.channels.whatsapp import protocol as p
+from polpo.channels.whatsapp.requests import Requests, Writer
 from polpo.channels.whatsapp.timing import Timing
 from polpo.errors import ChannelError
 
@@ -25,8 +25,6 @@ from polpo.errors import ChannelError
 MAX_TEXT = 4000
 #: how many sent message ids are remembered to recognise their echoes (self-chat)
 _SENT_MEMORY = 5000
-
-Writer = Callable[[p.Command], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -65,8 +63,7 @@ class Outbound:
         self._write = write
         self._ready = ready
         self._connected = connected
-        self._pending: dict[str, asyncio.Future[p.Sent]] = {}
-        self._refs = itertools.count(1)
+        self._requests: Requests[p.Sent] = Requests("s", write)
         self._sent_ids: OrderedDict[str, None] = OrderedDict()
         self._chat_locks: dict[str, asyncio.Lock] = {}
         self._last_sent: dict[str, float] = {}
@@ -88,53 +85,33 @@ class Outbound:
                 if wait > 0:
                     await self._timing.sleep(wait)
                 self._ready()
-            ref = f"s{next(self._refs)}"
-            future: asyncio.Future[p.Sent] = asyncio.get_running_loop().create_future()
-            self._pending[ref] = future
-            written = await self._write(
-                p.SendText(
+            timeout = self.options.send_timeout
+            sent = await self._requests.ask(
+                lambda ref: p.SendText(
                     ref=ref,
                     chat=chat,
                     text=message.text,
                     reply_to=message.reply_to,
                     message_id=message.message_id,
-                )
+                ),
+                timeout,
+                "no answer from WhatsApp",
             )
-            if not written:
-                self._pending.pop(ref, None)
-                raise ChannelError("whatsapp: not connected (the worker is restarting)")
-            timeout = self.options.send_timeout
-            try:
-                sent = await asyncio.wait_for(future, timeout)
-            except TimeoutError:
-                self._pending.pop(ref, None)
-                raise ChannelError(
-                    f"whatsapp: no answer from WhatsApp within {timeout:.0f} s"
-                ) from None
             self._last_sent[chat] = self._timing.clock.now()
             return SendResult(message_id=sent.message_id)
 
     def on_sent(self, event: p.Sent) -> None:
         """The worker sent ``event.ref``: remember its id (echoes) and complete the send."""
-        future = self._pending.pop(event.ref, None)
         self._remember_sent(event.message_id)
-        if future is not None and not future.done():
-            future.set_result(event)
+        self._requests.answer(event.ref, event)
 
     def on_failed(self, event: p.Error) -> None:
         """The worker could not run the command ``event.ref``."""
-        future = self._pending.pop(event.ref or "", None)
-        if future is not None and not future.done():
-            future.set_exception(
-                ChannelError(f"whatsapp: {event.message}", retryable=event.retryable)
-            )
+        self._requests.fail(event)
 
     def fail_pending(self, why: str) -> None:
         """The worker is gone: every send waiting for it fails (retryable)."""
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(ChannelError(f"whatsapp: {why}", retryable=True))
+        self._requests.fail_all(why)
 
     def is_own_echo(self, message: InboundMessage) -> bool:
         """A message the channel itself sent, coming back (the owner's self-chat)."""
