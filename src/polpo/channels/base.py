@@ -7,6 +7,7 @@ Like httpx's transport interface, it is small on purpose: ``MemoryChannel``
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
@@ -257,3 +258,14 @@ class Channel(Protocol):
     async def mark_read(self, message: InboundMessage) -> None: ...
 
     def status(self) -> ChannelStatus: ...
+
+
+async def show_typing(channel: Channel | None, chat_id: str, on: bool) -> None:
+    """Turn "typing…" on or off in ``chat_id``; a failure is logged, never raised
+    (typing is a nicety: no turn fails for it)."""
+    if channel is None:
+        return
+    try:
+        await channel.typing(chat_id, on)
+    except Exception as e:
+        logging.getLogger(__name__).debug("typing on %s failed: %s", channel.name, e)

@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from polpo.channels.base import Attachment, Channel, InboundMessage, can_fetch_attachments
+from polpo.channels.base import (
+    Attachment,
+    Channel,
+    InboundMessage,
+    can_fetch_attachments,
+    show_typing,
+)
 from polpo.errors import ChannelError
 from polpo.gateway.markdown import escape, literal_line
 from polpo.llm.base import Picture
@@ -167,7 +173,7 @@ async def _voice(
     fetched = await _fetch(app, channel, msg, media.max_audio_bytes, "voice note")
     if isinstance(fetched, MediaTurn):
         return fetched
-    await _typing(channel, msg.chat_id, True)
+    await show_typing(channel, msg.chat_id, True)
     try:
         words = await transcribe(fetched, mime=attachment.mime or "audio/ogg", config=app.config)
     except NotConfigured as e:
@@ -183,7 +189,7 @@ async def _voice(
             None, f"voice: transcription failed: {e.message}"[:500], TRANSCRIPTION_FAILED
         )
     finally:
-        await _typing(channel, msg.chat_id, False)
+        await show_typing(channel, msg.chat_id, False)
     if not words:
         return MediaTurn(None, "voice: no words", NO_WORDS)
     return MediaTurn(
@@ -383,15 +389,6 @@ def prune_media(directory: Path, *, now: float, retention_days: float) -> int:
         except FileNotFoundError:
             continue
     return removed
-
-
-async def _typing(channel: Channel | None, chat_id: str, on: bool) -> None:
-    if channel is None:
-        return
-    try:
-        await channel.typing(chat_id, on)
-    except Exception as e:  # typing is a nicety; never fail a turn for it
-        log.debug("typing on %s failed: %s", channel.name, e)
 
 
 def _duration(seconds: int) -> str:

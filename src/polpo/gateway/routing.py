@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from polpo.channels.base import Channel, ChannelStatus, InboundMessage
+from polpo.channels.base import Channel, ChannelStatus, InboundMessage, show_typing
 from polpo.config import GatewayConfig
 from polpo.core.reactions import approval_vote
 from polpo.gateway import commands, media
@@ -155,7 +155,7 @@ class Router:
             text = TOO_LONG_REPLY.format(length=len(text), limit=MAX_CHAT_CHARS)
             return Reply(text), "chat: too long"
         channel = self._channels.get(msg.channel)
-        await _typing(channel, msg.chat_id, True)
+        await show_typing(channel, msg.chat_id, True)
         try:
             if turn is not None and turn.pictures:
                 answer = await self._responder().respond(
@@ -166,7 +166,7 @@ class Router:
                     peer_id=canonical, text=text, history=session.history
                 )
         finally:
-            await _typing(channel, msg.chat_id, False)
+            await show_typing(channel, msg.chat_id, False)
         changes.history = answer.history
         outcome = "chat" if turn is None else turn.outcome
         if answer.error is not None:
@@ -191,12 +191,3 @@ def _reply_of(reply: commands.CommandReply | None) -> Reply | None:
         return None
     buttons = [{"label": b.label, "command": b.command} for b in reply.buttons] or None
     return Reply(reply.text, buttons)
-
-
-async def _typing(channel: Channel | None, chat_id: str, on: bool) -> None:
-    if channel is None:
-        return
-    try:
-        await channel.typing(chat_id, on)
-    except Exception as e:  # typing is a nicety; never fail a turn for it
-        log.debug("typing on %s failed: %s", channel.name, e)
