@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polpo.channels.whatsapp.journal import JOURNAL_NAME, TRIM_BYTES, Journal
+from polpo.channels.whatsapp.journal import COMPACT_BYTES, JOURNAL_NAME, TRIM_BYTES, Journal
 
 
 def _msg(i: int) -> str:
@@ -63,3 +63,25 @@ def test_once_everything_is_acknowledged_a_big_journal_is_emptied(tmp_path: Path
     j.append([("last", b"z", _msg(0))])
     j.close()
     assert [e.message_id for e in Journal.open(path).unacked()] == ["last"]
+
+
+def test_a_steady_flood_never_grows_the_journal_without_bound(tmp_path: Path) -> None:
+    """Strangers writing non-stop: one message always waits for the gateway, so the
+    journal is never all acknowledged; it is compacted to what is pending instead."""
+    path = tmp_path / JOURNAL_NAME
+    j = Journal.open(path, sync=False)
+    big = b"x" * 4096
+    j.append([("M0", big, _msg(0))])
+    largest = 0
+    rounds = 3 * COMPACT_BYTES // 4096
+    for i in range(1, rounds):
+        j.append([(f"M{i}", big, _msg(i))])
+        assert j.ack(f"M{i - 1}")
+        largest = max(largest, path.stat().st_size)
+    assert j.pending == 1
+    assert largest < COMPACT_BYTES + 16 * 1024  # ~9 MB without compaction
+    j.close()
+    kept = Journal.open(path).unacked()
+    assert [(e.message_id, e.raw, e.line) for e in kept] == [
+        (f"M{rounds - 1}", big, _msg(rounds - 1))
+    ]

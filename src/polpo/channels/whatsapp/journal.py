@@ -15,7 +15,11 @@ acknowledgement ``a <seq>``. Acknowledgements are written without ``fsync``:
 losing one only replays a message the gateway already stored. A torn last
 line (the process died mid-write) is skipped. Opening the journal rewrites
 it with only the unacknowledged entries; once everything is acknowledged a
-journal past :data:`TRIM_BYTES` is emptied.
+journal past :data:`TRIM_BYTES` is emptied, and a journal past
+:data:`COMPACT_BYTES` is rewritten with only what is still pending (a
+steady flood — strangers writing non-stop — always has something pending,
+so the file would otherwise never shrink). The pending entries are kept in
+memory for that: as many as messages wait for the gateway, a handful.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ log = logging.getLogger("polpo.whatsapp.worker")
 JOURNAL_NAME = "inbound.journal"
 #: once every entry is acknowledged, a journal larger than this is emptied
 TRIM_BYTES = 256 * 1024
+#: with entries still pending, a journal larger than this is rewritten with only them
+COMPACT_BYTES = 4 * TRIM_BYTES
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,8 @@ class Journal:
         self._lock = threading.Lock()
         self._file: IO[bytes] | None = None
         self._next = 1
-        #: message id → the seqs of its unacknowledged entries
-        self._pending: dict[str, set[int]] = {}
+        #: message id → its unacknowledged entries, by seq
+        self._pending: dict[str, dict[int, Entry]] = {}
         self._unacked: list[Entry] = []
 
     @classmethod
@@ -70,7 +76,7 @@ class Journal:
         journal._unacked = [e for e in entries if e.seq not in acked]
         journal._next = max((e.seq for e in entries), default=0) + 1
         for e in journal._unacked:
-            journal._pending.setdefault(e.message_id, set()).add(e.seq)
+            journal._pending.setdefault(e.message_id, {})[e.seq] = e
         journal._rewrite(journal._unacked)
         return journal
 
@@ -88,7 +94,7 @@ class Journal:
             for message_id, raw, line in batch:
                 seq = self._next
                 self._next += 1
-                self._pending.setdefault(message_id, set()).add(seq)
+                self._pending.setdefault(message_id, {})[seq] = Entry(seq, message_id, raw, line)
                 parts.append(_record(seq, message_id, raw, line))
             f.write("".join(parts).encode("utf-8"))
             f.flush()
@@ -98,15 +104,21 @@ class Journal:
     def ack(self, message_id: str) -> bool:
         """The parent stored ``message_id``: its entries are done. False when none was pending."""
         with self._lock:
-            seqs = self._pending.pop(message_id, None)
-            if not seqs:
+            entries = self._pending.pop(message_id, None)
+            if not entries:
                 return False
             f = self._require()
-            f.write("".join(f"a {s}\n" for s in sorted(seqs)).encode("ascii"))
+            f.write("".join(f"a {s}\n" for s in sorted(entries)).encode("ascii"))
             f.flush()  # to the OS: survives the process, not a power cut (a replay is harmless)
-            if not self._pending and f.tell() > TRIM_BYTES:
+            size = f.tell()
+            if not self._pending and size > TRIM_BYTES:
                 f.truncate(0)
                 f.seek(0)
+            elif size > COMPACT_BYTES:
+                f.close()
+                self._file = None
+                pending = [e for by_seq in self._pending.values() for e in by_seq.values()]
+                self._rewrite(sorted(pending, key=lambda e: e.seq))
             return True
 
     @property
