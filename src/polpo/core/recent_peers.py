@@ -44,8 +44,13 @@ class RecentPeers:
 
         Those seen before ``since`` are forgotten (the window only moves on)."""
         keys = self._keys
-        cut = bisect_right(keys, -since, key=lambda k: k[0])
-        for _, peer in keys[cut:]:
-            del self._when[peer]
-        del keys[cut:]
+        cut = bisect_right(keys, (-since, _AFTER_ANY_ID))
+        if cut < len(keys):
+            for _, peer in keys[cut:]:
+                del self._when[peer]
+            del keys[cut:]
         return len(keys), [peer for _, peer in keys[:newest]]
+
+
+#: sorts after every peer id (ids are ``channel:…`` text)
+_AFTER_ANY_ID = chr(0x10FFFF)

@@ -14,6 +14,7 @@ backticks so they can be copied.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -119,6 +120,12 @@ def md(text: str) -> str:
     return escape(text)
 
 
+@functools.lru_cache(maxsize=4096)
+def _peer_shown(peer_id: str) -> str:
+    """A peer as ``/status`` names it (the same few peers, over and over)."""
+    return md(display_peer(peer_id))
+
+
 def ago(ts: float | None, now: float) -> str:
     if ts is None:
         return "?"
@@ -195,7 +202,7 @@ async def cmd_status(ctx: CommandContext, args: str) -> CommandReply:
     if ctx.is_admin:
         lines += await _pairing_lines(ctx)
     peers, count = s.connected_peers, s.connected_count
-    shown = ", ".join(md(display_peer(p)) for p in peers[:5]) + (" …" if count > 5 else "")
+    shown = ", ".join(_peer_shown(p) for p in peers[:5]) + (" …" if count > 5 else "")
     lines.append(f"Peers seen (last 5 min): {count}" + (f" — {shown}" if peers else ""))
     states: dict[str, tuple[str, str | None]] = {}
     for ch in app.config.settings.notifications.channels.values():
