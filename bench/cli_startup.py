@@ -2,7 +2,9 @@
 
 Each is run N times in a fresh subprocess (as a user's shell would), in a
 temporary project holding ~200 tasks. Prints min / median / p90 wall time.
-Target: ``polpo --help`` under 300 ms.
+Targets: ``polpo --help`` under 300 ms; a command that reads the store
+(``polpo task list --json`` with 200 tasks) at most 250 ms median (issue 10).
+Also prints where ``task list --json`` spends its import time.
 
     python bench/cli_startup.py [N]
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -67,6 +70,43 @@ def report(name: str, ms: list[float]) -> float:
     return median
 
 
+def _script() -> list[str]:
+    """``polpo`` as a script for this interpreter (so ``-X importtime`` applies to it)."""
+    cmd = polpo_cmd()
+    return cmd if len(cmd) == 1 else cmd[1:]
+
+
+def imports(project: Path) -> None:
+    """Where ``polpo task list --json`` spends its import time (``python -X importtime``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLPO_")}
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", *_script(), "task", "list", "--json"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stderr
+    cumulative: dict[str, int] = {}
+    for line in out.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if m and len(m[2]) == 1:  # imported at the top (not by another module)
+            top = m[3].split(".")[0]
+            cumulative[top] = cumulative.get(top, 0) + int(m[1])
+    heavy: dict[str, int] = {}  # a package's own line, wherever it was first imported
+    for line in out.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if m and m[3] in ("sqlalchemy", "pydantic", "rich", "typer") and m[3] not in heavy:
+            heavy[m[3]] = int(m[1])
+    total = sum(cumulative.values())
+    shown = ", ".join(
+        f"{name} {us / 1000:.0f} ms"
+        for name, us in sorted(cumulative.items(), key=lambda kv: -kv[1])[:6]
+    )
+    print(f"  imports: {total / 1000:.0f} ms in all; {shown}")
+    print("  of which: " + ", ".join(f"{k} {v / 1000:.0f} ms" for k, v in heavy.items()))
+
+
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,6 +115,8 @@ def main() -> int:
         measure(["--help"], project, 2)  # warm the file cache and .pyc files
         help_median = report("polpo --help", measure(["--help"], project, n))
         report(f"polpo task list ({TASKS})", measure(["task", "list"], project, n))
+        report("  … --json", measure(["task", "list", "--json"], project, n))
+        imports(project)
     verdict = "OK" if help_median < TARGET_HELP_MS else "OVER TARGET"
     print(f"target: polpo --help median < {TARGET_HELP_MS} ms: {verdict}")
     return 0 if help_median < TARGET_HELP_MS else 1
