@@ -3,7 +3,9 @@ stored, policed and answered, replies go back through the worker protocol."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from wa_support import (
@@ -53,6 +55,25 @@ def _project(root: Path) -> Path:
     return path
 
 
+@contextlib.asynccontextmanager
+async def _serving(path: Path, clock: FakeClock) -> AsyncIterator[GatewayComponent]:
+    """The project's gateway over the real WhatsApp worker pipe (fake_worker "messages")."""
+    app = await Polpo.open(load_config(path), clock=clock)
+    channel = make_whatsapp_channel(
+        app,
+        worker=fake_worker("messages"),
+        timing=Timing(clock=clock, sleep=ManualSleep(Changes())),
+    )
+    assert channel is not None
+    gw = GatewayComponent(app, [channel])
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+        await app.close()
+
+
 def _msg(i: int, peer: str, text: str, ts: float, **extra: object) -> dict[str, object]:
     chat = f"{peer}@s.whatsapp.net"
     m = InboundMessage(
@@ -85,23 +106,11 @@ async def test_messages_are_answered_through_the_worker_and_strangers_are_not(
     ]
     (auth / "fake_messages.json").write_text(json.dumps(messages))
 
-    app = await Polpo.open(load_config(path), clock=clock)
-    channel = make_whatsapp_channel(
-        app,
-        worker=fake_worker("messages"),
-        timing=Timing(clock=clock, sleep=ManualSleep(Changes())),
-    )
-    assert channel is not None
-    gw = GatewayComponent(app, [channel])
-    await gw.start()
-    try:
+    async with _serving(path, clock) as gw:
         await poll_until(lambda: sum(e["type"] == "ack" for e in fake_log(auth)) == 6)
         await gw.settle()
         await poll_until(lambda: sum(e["type"] == "send_text" for e in fake_log(auth)) >= 3)
         await poll_until(lambda: sum(e["type"] == "mark_read" for e in fake_log(auth)) >= 2)
-    finally:
-        await gw.stop()
-        await app.close()
     log = fake_log(auth)
     sends = [e for e in log if e["type"] == "send_text"]
     helps = [e for e in sends if "/status" in e["text"]]  # the help text
@@ -145,22 +154,10 @@ async def test_an_admitted_voice_note_is_fetched_through_the_worker_and_transcri
             chat={"transcriptionModel": "local:whisper-1"},
         )
         path.write_text(json.dumps(config))
-        app = await Polpo.open(load_config(path), clock=clock)
-        channel = make_whatsapp_channel(
-            app,
-            worker=fake_worker("messages"),
-            timing=Timing(clock=clock, sleep=ManualSleep(Changes())),
-        )
-        assert channel is not None
-        gw = GatewayComponent(app, [channel])
-        await gw.start()
-        try:
+        async with _serving(path, clock) as gw:
             await poll_until(lambda: sum(e["type"] == "ack" for e in fake_log(auth)) == 2)
             await gw.settle()
             await poll_until(lambda: any(e["type"] == "send_text" for e in fake_log(auth)))
-        finally:
-            await gw.stop()
-            await app.close()
     log = fake_log(auth)
     [sent] = [e for e in log if e["type"] == "send_text"]
     assert sent["text"] == "> 🎤 remind me at noon\n\nOn it."
